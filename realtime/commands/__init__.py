@@ -1,0 +1,1 @@
+"""One module per ``swapcam`` sub-command: ``add_parser(subparsers)`` and a handler returning an exit status."""

@@ -1,0 +1,17 @@
+"""``swapcam bench``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``bench``."""
+    parser = sub.add_parser("bench", help="(not built yet)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Not built yet."""
+    raise NotImplementedError("bench")

@@ -1,0 +1,17 @@
+"""``swapcam devices``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``devices``."""
+    parser = sub.add_parser("devices", help="(not built yet)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Not built yet."""
+    raise NotImplementedError("devices")

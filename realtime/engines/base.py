@@ -1,0 +1,33 @@
+"""The one interface every inference backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (None or a string for a dynamic axis) and numpy dtype of one tensor."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded model: describe its tensors and run it on a dict of arrays."""
+
+    backend: str  # "onnxruntime" or "tensorrt"
+    provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "TensorRT"
+
+    @property
+    def inputs(self) -> list[TensorSpec]: ...
+
+    @property
+    def outputs(self) -> list[TensorSpec]: ...
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...

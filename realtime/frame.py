@@ -1,0 +1,50 @@
+"""A video frame travelling through the pipeline, with its timestamps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Frame:
+    """An H×W×3 uint8 BGR image, its sequence number and monotonic-ns timestamps.
+
+    ``stages`` maps a stage name (``capture``, ``infer``, ``detect``...) to its
+    (start, end) times; ``t_output`` is set when the first sink has written it.
+    """
+
+    image: np.ndarray
+    seq: int
+    t_capture: int
+    stages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    t_output: int = 0
+
+    def __post_init__(self) -> None:
+        image = self.image
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"frame image must be H×W×3 uint8, got {image.shape} {image.dtype}")
+        if not image.flags.c_contiguous:
+            self.image = np.ascontiguousarray(image)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the enclosed block as stage ``name``."""
+        start = time.monotonic_ns()
+        try:
+            yield
+        finally:
+            self.stages[name] = (start, time.monotonic_ns())
+
+    def stage_ms(self, name: str) -> float | None:
+        """Duration of a recorded stage in milliseconds, or None if it did not run."""
+        span = self.stages.get(name)
+        return None if span is None else (span[1] - span[0]) / 1e6
+
+    def latency_ms(self) -> float:
+        """Capture-to-output latency in milliseconds (0 until output)."""
+        return (self.t_output - self.t_capture) / 1e6 if self.t_output else 0.0

@@ -1,0 +1,1 @@
+"""Frame sinks: virtualcam, udp/srt stream, file, window, null."""

@@ -1,0 +1,1 @@
+"""Frame sources: camera, file, url, image, synthetic."""

@@ -1,0 +1,44 @@
+"""What every source provides, and a clock that paces live sources."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import numpy as np
+
+
+class EndOfStream(Exception):
+    """The source has no more frames (end of file, frame limit)."""
+
+
+class Source(Protocol):
+    """Produces BGR uint8 frames. ``read`` blocks until the next frame is due."""
+
+    name: str
+    width: int
+    height: int
+    fps: float
+    live: bool  # live sources never block the producer: rings drop instead
+
+    def read(self) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class FrameClock:
+    """Paces a generated source to ``fps``; when late it skips ahead instead of bursting."""
+
+    def __init__(self, fps: float) -> None:
+        self.interval_ns = int(1e9 / fps)
+        self._next = time.monotonic_ns()
+
+    def wait(self) -> None:
+        """Sleep until the next frame is due."""
+        now = time.monotonic_ns()
+        if self._next > now:
+            time.sleep((self._next - now) / 1e9)
+            self._next += self.interval_ns
+        else:
+            behind = (now - self._next) // self.interval_ns
+            self._next += (behind + 1) * self.interval_ns

@@ -1,0 +1,127 @@
+"""Latency percentiles, fps, drops and per-stage times for one run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from realtime.frame import Frame
+from realtime.ring import Ring
+
+PERCENTILES = (50, 95, 99)
+
+
+def summarize_ms(values: list[float] | np.ndarray) -> dict[str, float]:
+    """p50/p95/p99/max/mean of a list of milliseconds (zeros when empty)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0, "count": 0}
+    p50, p95, p99 = np.percentile(arr, PERCENTILES)
+    return {
+        "p50": float(p50), "p95": float(p95), "p99": float(p99),
+        "max": float(arr.max()), "mean": float(arr.mean()), "count": int(arr.size),
+    }
+
+
+@dataclass
+class Stats:
+    """Collects what the pipeline threads report; safe to read while they run."""
+
+    rings: dict[str, Ring[Any]] = field(default_factory=dict)
+    captured: int = 0
+    processed: int = 0
+    output: int = 0
+    resent: int = 0
+    processor_errors: int = 0
+    sink_errors: int = 0
+    source_errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    output_times_ns: list[int] = field(default_factory=list)
+    sequences: list[int] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    started_ns: int = field(default_factory=time.monotonic_ns)
+    _recent_in: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
+    _recent_out: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_capture(self, frame: Frame) -> None:
+        """Called by the capture thread for each frame read."""
+        with self._lock:
+            self.captured += 1
+            self._recent_in.append(frame.t_capture)
+
+    def on_processed(self, frame: Frame, *, failed: bool) -> None:
+        """Called by the inference thread after each frame."""
+        with self._lock:
+            self.processed += 1
+            self.processor_errors += int(failed)
+
+    def on_output(self, frame: Frame, *, resent: bool) -> None:
+        """Called by the output thread after the sinks have written ``frame``."""
+        now = frame.t_output or time.monotonic_ns()
+        with self._lock:
+            if resent:
+                self.resent += 1
+                return
+            self.output += 1
+            self._recent_out.append(now)
+            self.latencies_ms.append((now - frame.t_capture) / 1e6)
+            self.output_times_ns.append(now)
+            self.sequences.append(frame.seq)
+            for name, (start, end) in frame.stages.items():
+                self.stage_ms[name].append((end - start) / 1e6)
+
+    def count(self, counter: str) -> None:
+        """Increment one of the error counters (``sink_errors``, ``source_errors``...)."""
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def drops(self) -> dict[str, int]:
+        """Frames dropped by each ring so far."""
+        return {name: ring.dropped for name, ring in self.rings.items()}
+
+    def _rate(self, times: deque[int], now: int, window_s: float = 1.0) -> float:
+        cutoff = now - int(window_s * 1e9)
+        recent = [t for t in times if t >= cutoff]
+        return len(recent) / window_s
+
+    def status_line(self) -> str:
+        """One line for the terminal: fps, latency over the last second, drops."""
+        now = time.monotonic_ns()
+        with self._lock:
+            fps_in = self._rate(self._recent_in, now)
+            fps_out = self._rate(self._recent_out, now)
+            recent = self.latencies_ms[-max(1, int(fps_out) or 1):]
+            lat = summarize_ms(recent)
+            errors = self.processor_errors
+        drops = sum(self.drops().values())
+        return (
+            f"in {fps_in:5.1f} fps | out {fps_out:5.1f} fps | latency p50 {lat['p50']:6.1f} ms "
+            f"p95 {lat['p95']:6.1f} ms | dropped {drops} | errors {errors}"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Everything measured so far, as plain JSON-able values."""
+        with self._lock:
+            elapsed = max((time.monotonic_ns() - self.started_ns) / 1e9, 1e-9)
+            stages = {name: summarize_ms(v) for name, v in self.stage_ms.items()}
+            return {
+                "elapsed_s": elapsed,
+                "frames": {
+                    "captured": self.captured, "processed": self.processed, "output": self.output,
+                    "resent": self.resent,
+                },
+                "fps": {"in": self.captured / elapsed, "out": self.output / elapsed},
+                "drops": self.drops(),
+                "errors": {
+                    "processor": self.processor_errors, "sink": self.sink_errors,
+                    "source": self.source_errors,
+                },
+                "latency_ms": summarize_ms(self.latencies_ms),
+                "stages_ms": stages,
+            }

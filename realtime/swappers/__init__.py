@@ -1,0 +1,1 @@
+"""Face swappers: mesh (landmark warp, CPU) and inswapper (neural)."""
