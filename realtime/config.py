@@ -76,11 +76,12 @@ class PipelineConfig:
     max_frames: int | None = None
     resend_last: bool = True
     stats_interval_s: float = 1.0
+    on_signal_loss: str = "black"  # what the outputs show while the source is lost: black | last
     sink_specs: tuple[str, ...] = field(default_factory=lambda: ("null",))
 
     def __post_init__(self) -> None:
         if not 1 <= self.ring_size <= 64:
-            raise UsageError("E01", f"--ring-size {self.ring_size}", remedy="use a ring size from 1 to 64 (2 is a good default)")
+            raise UsageError("E01", f"--ring-size {self.ring_size}", remedy="use a ring size from 1 to 64")
         if self.queue not in QUEUE_KINDS:
             raise UsageError("E01", f"queue {self.queue!r}", remedy="use --queue ring (unbounded is for benchmarks)")
         if not 0 <= self.sync_delay_ms <= 10_000:
@@ -89,5 +90,7 @@ class PipelineConfig:
             raise UsageError("E01", f"--duration {self.duration_s}", remedy="use a positive number of seconds")
         if self.max_frames is not None and self.max_frames <= 0:
             raise UsageError("E01", f"--frames {self.max_frames}", remedy="use a positive number of frames")
+        if self.on_signal_loss not in ("black", "last"):
+            raise UsageError("E01", f"--on-signal-loss {self.on_signal_loss!r}", remedy="use black or last")
         if self.output_fps is not None:
             check_fps(self.output_fps)

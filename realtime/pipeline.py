@@ -13,13 +13,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cv2
+import numpy as np
+
 from realtime.config import PipelineConfig
+from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
 from realtime.processors import Processor
 from realtime.ring import Ring, RingClosed
 from realtime.sinks.base import Sink, StopRequested
-from realtime.sources.base import EndOfStream, Source
+from realtime.sources.base import EndOfStream, SignalLost, Source
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -27,6 +31,18 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05  # how often a waiting worker re-checks the stop event
 JOIN_S = 1.5  # per-thread join budget: the whole stop stays within 2 s
 MAX_SINK_FAILURES = 60  # consecutive failures of one sink before the run stops
+BACKOFF_S = (0.1, 2.0)  # first and longest wait between reconnect attempts of a lost source
+
+
+def no_signal_image(width: int, height: int) -> np.ndarray:
+    """A dark frame saying NO SIGNAL, shown while a live source is lost."""
+    image = np.full((height, width, 3), 24, np.uint8)
+    scale = max(0.5, width / 640)
+    text = "NO SIGNAL"
+    (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    origin = ((width - text_w) // 2, (height + text_h) // 2)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (200, 200, 200), 2, cv2.LINE_AA)
+    return image
 
 
 class Pipeline:
@@ -65,6 +81,9 @@ class Pipeline:
             threading.Thread(target=self._guard(self._output_loop), name="swapcam-output", daemon=True),
         ]
         self._stopped = False
+        self.signal_lost = threading.Event()
+        self._backoff_s = BACKOFF_S[0]
+        self._no_signal: Frame | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -147,6 +166,13 @@ class Pipeline:
                     image = self.source.read()
                 except EndOfStream:
                     break
+                except SignalLost as exc:
+                    self._recover(exc)
+                    continue
+                if self.signal_lost.is_set():
+                    log.info("%s: signal back", self.source.name)
+                    self.signal_lost.clear()
+                    self._backoff_s = BACKOFF_S[0]
                 frame = Frame(image=image, seq=seq, t_capture=time.monotonic_ns())
                 self.stats.on_capture(frame)
                 if not self._put(self.ring_in, frame):
@@ -184,7 +210,9 @@ class Pipeline:
             if frame is False:
                 break
             if frame is None:
-                if resend and last is not None:
+                if self.signal_lost.is_set() and self.config.on_signal_loss == "black" and self.live:
+                    self._emit(self._no_signal_frame(), resent=True)
+                elif resend and last is not None:
                     self._emit(last, resent=True)
                 continue
             if self.config.sync_delay_ms > 0 and not self._hold_until(frame):
@@ -193,6 +221,29 @@ class Pipeline:
             last = frame
 
     # -- helpers ---------------------------------------------------------------------
+
+    def _recover(self, exc: SignalLost) -> None:
+        """Count the loss, wait with exponential backoff, then try to reopen the source."""
+        if not self.signal_lost.is_set():
+            log.warning(warning_text("E22", f"{self.source.name}: {exc}"))
+        self.signal_lost.set()
+        self.stats.count("source_errors")
+        if self.stop_event.wait(self._backoff_s):
+            return
+        self._backoff_s = min(self._backoff_s * 2, BACKOFF_S[1])
+        reconnect = getattr(self.source, "reconnect", None)
+        if reconnect is None:
+            return
+        try:
+            reconnect()
+        except (SignalLost, SwapcamError, OSError) as again:
+            log.debug("reconnect failed: %s", again)
+
+    def _no_signal_frame(self) -> Frame:
+        if self._no_signal is None:
+            image = no_signal_image(self.source.width, self.source.height)
+            self._no_signal = Frame(image=image, seq=-1, t_capture=time.monotonic_ns())
+        return self._no_signal
 
     def _put(self, ring: Ring[Frame], frame: Frame) -> bool:
         """Put a frame; in blocking mode wait for room while not stopped. False when stopping."""
@@ -206,7 +257,7 @@ class Pipeline:
                 return False
         return False
 
-    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | None | bool:
+    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | bool | None:
         """Next frame, None on timeout, False when the ring is done or the run is stopping."""
         if self.stop_event.is_set():
             return False

@@ -40,6 +40,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, default_output: str
     parser.add_argument("--sync-delay", type=float, default=0.0, metavar="MS",
                         help="hold each frame until MS after capture (match an audio delay)")
     parser.add_argument("--stats-json", type=Path, metavar="PATH", help="write the final stats as JSON")
+    parser.add_argument("--on-signal-loss", choices=["black", "last"], default="black",
+                        help="while the camera/stream is lost show a NO SIGNAL frame (black) or the last frame")
+    parser.add_argument("--chaos", default="", metavar="SPEC",
+                        help="inject faults for soak tests, e.g. source=0.02,processor=0.05")
 
 
 def source_config(args: argparse.Namespace) -> SourceConfig:
@@ -67,6 +71,7 @@ def pipeline_config(args: argparse.Namespace, *, default_output: str = "null") -
         duration_s=args.duration,
         max_frames=args.frames,
         sink_specs=tuple(args.output or [default_output]),
+        on_signal_loss=args.on_signal_loss,
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from realtime.chaos import ChaosConfig, ChaosProcessor, ChaosSource, parse_chaos
 from realtime.commands.options import (
     StatusPrinter,
     add_pipeline_options,
@@ -24,6 +25,7 @@ from realtime.pipeline import Pipeline
 from realtime.processors import Processor
 from realtime.sinks.base import Sink
 from realtime.sinks.factory import open_sink, parse_sink
+from realtime.sources.base import Source
 from realtime.sources.factory import open_source
 
 log = logging.getLogger("swapcam")
@@ -53,11 +55,17 @@ def open_sinks(config: PipelineConfig, *, width: int, height: int, fps: float) -
     return sinks
 
 
-def build_pipeline(source_cfg: SourceConfig, config: PipelineConfig, processor: Processor) -> Pipeline:
-    """Open the source and sinks and wire them with ``processor``."""
+def build_pipeline(
+    source_cfg: SourceConfig, config: PipelineConfig, processor: Processor, chaos: ChaosConfig | None = None
+) -> Pipeline:
+    """Open the source and sinks and wire them with ``processor`` (and injected faults, if asked)."""
     for text in config.sink_specs:
         parse_sink(text)  # fail on a bad spec before opening a camera
-    source = open_source(source_cfg)
+    source: Source = open_source(source_cfg)
+    if chaos is not None and chaos.source_fail_rate > 0:
+        source = ChaosSource(source, rate=chaos.source_fail_rate, seed=chaos.seed)
+    if chaos is not None and chaos.processor_fail_rate > 0:
+        processor = ChaosProcessor(processor, rate=chaos.processor_fail_rate, seed=chaos.seed)
     try:
         sinks = open_sinks(config, width=source.width, height=source.height, fps=source.fps)
     except BaseException:
@@ -102,8 +110,9 @@ def handle(args: argparse.Namespace) -> int:
     """Run until the source ends, the duration or frame count is reached, or Ctrl-C."""
     source_cfg = source_config(args)
     config = pipeline_config(args)
+    chaos = parse_chaos(args.chaos)
     processor = build_processor(args)
-    pipeline = build_pipeline(source_cfg, config, processor)
+    pipeline = build_pipeline(source_cfg, config, processor, chaos)
     printer = StatusPrinter()
     with stop_on_signals(pipeline):
         try:

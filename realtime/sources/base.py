@@ -12,6 +12,14 @@ class EndOfStream(Exception):
     """The source has no more frames (end of file, frame limit)."""
 
 
+class SignalLost(Exception):
+    """A live source stopped delivering (camera unplugged, stream gone).
+
+    The capture thread then retries with backoff through ``reconnect()``
+    while the outputs keep running.
+    """
+
+
 class Source(Protocol):
     """Produces BGR uint8 frames. ``read`` blocks until the next frame is due."""
 
@@ -24,6 +32,12 @@ class Source(Protocol):
     def read(self) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+
+class Reconnectable(Protocol):
+    """A source that can be reopened after SignalLost."""
+
+    def reconnect(self) -> None: ...
 
 
 class FrameClock:
