@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,7 @@ from realtime.ring import Ring
 PERCENTILES = (50, 95, 99)
 
 
-def summarize_ms(values: list[float] | np.ndarray) -> dict[str, float]:
+def summarize_ms(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50/p95/p99/max/mean of a list of milliseconds (zeros when empty)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
@@ -40,10 +42,11 @@ class Stats:
     processor_errors: int = 0
     sink_errors: int = 0
     source_errors: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    output_times_ns: list[int] = field(default_factory=list)
-    sequences: list[int] = field(default_factory=list)
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # Compact arrays, not lists of Python floats: memory stays small over hours-long runs.
+    latencies_ms: array[float] = field(default_factory=lambda: array("d"))
+    output_times_ns: array[int] = field(default_factory=lambda: array("q"))
+    sequences: array[int] = field(default_factory=lambda: array("q"))
+    stage_ms: dict[str, array[float]] = field(default_factory=lambda: defaultdict(lambda: array("d")))
     started_ns: int = field(default_factory=time.monotonic_ns)
     _recent_in: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     _recent_out: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
