@@ -1,0 +1,221 @@
+"""Downloading a model file: progress bar, resume of a broken transfer, sha256 check, atomic rename.
+
+The bytes go to ``<dest>.part``; a later call resumes it with an HTTP Range
+request. Only a file whose sha256 matches the pinned value is renamed to
+``dest``: a mismatch deletes the partial file and raises E07. Network
+failures raise E16 and keep the partial file for the next attempt.
+Plain urllib, so no dependency is added for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from realtime import __version__
+from realtime.errors import ModelError, OutputError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A file to fetch: where from, its pinned sha256 and (if known) its size in bytes."""
+
+    url: str
+    sha256: str
+    size: int | None = None
+
+
+def sha256_of(path: Path, *, chunk: int = CHUNK) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ProgressBar:
+    """A one-line progress display on a stream: redrawn in place on a terminal, every 10 % otherwise."""
+
+    def __init__(self, label: str, total: int | None, *, stream: IO[str] | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._start = time.monotonic()
+        self._start_bytes: int | None = None
+        self._last_draw = 0.0
+        self._last_decile = -1
+
+    def update(self, done: int) -> None:
+        """Show ``done`` bytes (rate-limited)."""
+        if self._start_bytes is None:
+            self._start_bytes = done
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_draw >= 0.1:
+                self.stream.write("\r\x1b[2K" + self.text(done, now))
+                self.stream.flush()
+                self._last_draw = now
+        elif self.total:
+            decile = int(10 * done / self.total)
+            if decile > self._last_decile:
+                self.stream.write(self.text(done, now) + "\n")
+                self.stream.flush()
+                self._last_decile = decile
+
+    def finish(self, done: int) -> None:
+        """Draw the final state and end the line."""
+        text = self.text(done, time.monotonic())
+        self.stream.write(("\r\x1b[2K" + text + "\n") if self.tty else (text + "\n"))
+        self.stream.flush()
+
+    def text(self, done: int, now: float) -> str:
+        """``label  12.3/265.0 MB   4.6 %  3.1 MB/s``."""
+        elapsed = max(now - self._start, 1e-6)
+        rate = (done - (self._start_bytes or 0)) / elapsed / 1e6
+        if self.total:
+            return (f"{self.label}  {done / 1e6:.1f}/{self.total / 1e6:.1f} MB"
+                    f"  {100.0 * done / self.total:5.1f} %  {rate:.1f} MB/s")
+        return f"{self.label}  {done / 1e6:.1f} MB  {rate:.1f} MB/s"
+
+
+def download(remote: Remote, dest: Path, *, progress: IO[str] | None = None, timeout_s: float = 30.0,
+             attempts: int = 3, chunk: int = CHUNK) -> Path:
+    """Fetch ``remote`` to ``dest`` unless a file with the right sha256 is already there.
+
+    A broken transfer is resumed (``attempts`` tries in this call, and again by
+    the next call from the kept ``.part`` file). Raises ModelError E16 when the
+    server cannot be reached or keeps failing, E07 when the finished file has
+    the wrong sha256 (the partial file is removed), OutputError E14 when the
+    folder cannot be written. ``progress``: stream for the progress bar (None: stderr).
+    """
+    if dest.is_file():
+        if sha256_of(dest) == remote.sha256:
+            log.info("%s is present and its sha256 matches", dest.name)
+            return dest
+        log.warning("%s is present but its sha256 does not match: downloading it again", dest.name)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError("E14", f"{dest.parent}: {exc.strerror or exc}") from exc
+    last_error = ""
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            _transfer(remote, part, progress=progress, timeout_s=timeout_s, chunk=chunk, label=dest.name)
+            break
+        except _TransientError as exc:
+            last_error = str(exc)
+            log.warning("download of %s interrupted (%s), attempt %d of %d", dest.name, exc, attempt, attempts)
+    else:
+        kept = part.stat().st_size if part.exists() else 0
+        raise ModelError("E16", f"{remote.url}: {last_error} ({kept} bytes kept in {part.name}; "
+                                "run the command again to resume)")
+    _verify_and_move(remote, part, dest)
+    return dest
+
+
+class _TransientError(Exception):
+    """A failure worth retrying (connection refused/reset, timeout, short read, 5xx)."""
+
+
+def _transfer(remote: Remote, part: Path, *, progress: IO[str] | None, timeout_s: float, chunk: int,
+              label: str) -> None:
+    """Append the missing bytes of ``remote`` to ``part``; returns when the server says it sent them all."""
+    offset = part.stat().st_size if part.exists() else 0
+    if remote.size is not None and offset >= remote.size:
+        return  # nothing left to fetch: the checksum decides whether it is good
+    request = urllib.request.Request(remote.url, headers={"User-Agent": f"swapcam/{__version__}"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            return  # the partial file already holds the whole file
+        if exc.code >= 500:
+            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from exc
+        raise ModelError("E16", f"{remote.url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _TransientError(f"cannot reach the server ({reason})") from exc
+    with response:
+        offset, total = _resume_point(response, offset, remote.size)
+        bar = ProgressBar(label, total, stream=progress)
+        done = _copy_body(response, part, offset, chunk, bar)
+        bar.finish(done)
+    if total is not None and done < total:
+        raise _TransientError(f"transfer broke off after {done} of {total} bytes")
+
+
+def _copy_body(response: http.client.HTTPResponse, part: Path, offset: int, chunk: int,
+               bar: ProgressBar) -> int:
+    """Write the response body into ``part`` from ``offset`` on; returns the bytes now in the file."""
+    done = offset
+    try:
+        out = part.open("r+b" if offset else "wb")
+    except OSError as exc:
+        raise OutputError("E14", f"{part}: {exc.strerror or exc}") from exc
+    with out:
+        out.seek(offset)
+        out.truncate()
+        while True:
+            try:
+                block = response.read(chunk)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _TransientError(f"transfer broke off after {done} bytes ({exc})") from exc
+            if not block:
+                break
+            try:
+                out.write(block)
+            except OSError as exc:
+                raise OutputError("E14", f"{part}: {exc.strerror or exc}") from exc
+            done += len(block)
+            bar.update(done)
+        out.flush()
+        os.fsync(out.fileno())
+    return done
+
+
+def _resume_point(response: http.client.HTTPResponse, offset: int, size: int | None) -> tuple[int, int | None]:
+    """Where the body starts in the file and the file's total size, from the response headers."""
+    length = response.headers.get("Content-Length")
+    if response.status == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == offset:
+            total = int(match.group(3)) if match.group(3) != "*" else size
+            return offset, total
+        # A range we did not ask for: start over rather than splice wrong bytes.
+        raise _TransientError("server answered with an unexpected byte range")
+    if offset:
+        log.info("server does not resume downloads: starting over")
+    return 0, int(length) if length and length.isdigit() else size
+
+
+def _verify_and_move(remote: Remote, part: Path, dest: Path) -> None:
+    """Check the finished ``part`` against the pinned sha256; rename it to ``dest`` or delete it."""
+    actual = sha256_of(part)
+    if actual != remote.sha256:
+        part.unlink(missing_ok=True)
+        raise ModelError("E07", f"{dest.name} downloaded from {remote.url} has sha256 {actual}, "
+                                f"expected {remote.sha256}",
+                         remedy="the partial file was deleted; run the command again, or download the file "
+                                "by hand and check its sha256")
+    os.replace(part, dest)
+    log.info("%s downloaded and verified (sha256 %s…)", dest.name, actual[:12])
