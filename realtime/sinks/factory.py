@@ -1,5 +1,17 @@
-"""Parse sink specs (``null``, ``window``, ``virtualcam[:DEVICE]``, ``file:PATH``,
-``udp://HOST:PORT``, ``srt://HOST:PORT``) and open them."""
+"""Parse sink specs and open them.
+
+``--output`` values:
+
+- ``null`` — discard (benchmarks).
+- ``window`` — OpenCV preview; q or Esc quits (needs opencv-python, not -headless).
+- ``virtualcam[:TARGET]`` — a virtual webcam. TARGET is optional and comma-separated:
+  a device (``virtualcam:/dev/video10``), a backend (``virtualcam:backend=obs``; v4l2loopback
+  on Linux, obs on Windows/macOS, unitycapture on Windows) or both
+  (``virtualcam:device=/dev/video10,backend=v4l2loopback``).
+- ``file:PATH`` — record to .mp4 (fragmented, playable even if killed) or .mkv, H.264.
+- ``udp://HOST:PORT`` — MPEG-TS/H.264 for an OBS Media Source; ``srt://HOST:PORT`` where
+  PyAV's FFmpeg has SRT.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +37,11 @@ def parse_sink(text: str) -> SinkSpec:
     if lowered in ("window", "preview"):
         return SinkSpec("window")
     if lowered == "virtualcam" or lowered.startswith("virtualcam:"):
-        return SinkSpec("virtualcam", text.partition(":")[2])
+        from realtime.sinks.virtualcam import parse_target
+
+        target = text.strip().partition(":")[2]
+        parse_target(target)  # a bad target fails here, before any device is opened
+        return SinkSpec("virtualcam", target)
     if lowered.startswith(("udp://", "srt://")):
         return SinkSpec("stream", text.strip())
     if lowered.startswith("file:"):
