@@ -29,7 +29,7 @@ from realtime.stats import Stats
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often a waiting worker re-checks the stop event
-JOIN_S = 1.5  # per-thread join budget: the whole stop stays within 2 s
+JOIN_S = 1.5  # budget for joining the threads: the whole stop stays within 2 s
 MAX_SINK_FAILURES = 60  # consecutive failures of one sink before the run stops
 BACKOFF_S = (0.1, 2.0)  # first and longest wait between reconnect attempts of a lost source
 
@@ -116,8 +116,10 @@ class Pipeline:
             return
         self._stopped = True
         self.request_stop()
+        # One deadline for all three joins (not JOIN_S each), so the whole stop stays within 2 s.
+        deadline = time.monotonic() + JOIN_S
         for thread in self._threads:
-            thread.join(JOIN_S)
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("thread %s did not stop within %.1f s", thread.name, JOIN_S)
         for closer in [*(s.close for s in self.sinks), self.source.close, self.processor.close]:

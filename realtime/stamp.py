@@ -29,7 +29,12 @@ def _bits(seq: int) -> np.ndarray:
 
 
 def draw_stamp(image: np.ndarray, seq: int) -> None:
-    """Draw ``seq`` (mod 2**24) into the top-left corner of a BGR image, in place."""
+    """Draw ``seq`` (mod 2**24) into the top-left corner of a BGR image, in place.
+
+    Images smaller than the stamp (96×48 px) are left unstamped.
+    """
+    if image.shape[0] < STAMP_HEIGHT or image.shape[1] < STAMP_WIDTH:
+        return
     cells = np.where(_bits(seq), _LIGHT, _DARK).astype(np.uint8).reshape(ROWS, COLS)
     block = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)
     image[:STAMP_HEIGHT, :STAMP_WIDTH, :] = block[:, :, None]
