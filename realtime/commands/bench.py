@@ -1,17 +1,148 @@
-"""``swapcam bench``."""
+"""``swapcam bench``: run the real pipeline and measure it — latency percentiles, stage split,
+stamps, comparisons, size sweeps, JSON and plots."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from realtime.bench.overrides import Axis, option_dests, parse_axis, parse_sweep, plan_configs
+from realtime.bench.report import build_report, format_report
+from realtime.bench.runner import Bench, BenchSettings, Hooks, Setup
+from realtime.bench.schema import write_report
+from realtime.chaos import ChaosProcessor, ChaosSource, parse_chaos
+from realtime.commands.options import add_pipeline_options, add_source_options, pipeline_config, source_config
+from realtime.commands.processing import add_processing_options, build_processor
+from realtime.config import PipelineConfig
+from realtime.errors import OutputError, UsageError
+from realtime.processors import Processor
+from realtime.sources.base import Source
+
+log = logging.getLogger("swapcam")
+
+DEFAULT_DURATION_S = 10.0
+COMPARE_ROUNDS = 3
+
+EPILOG = """\
+examples:
+  swapcam bench --duration 10 --json bench.json --plot bench.png
+  swapcam bench --processor sleep:20 --duration 3
+  swapcam bench --compare ring-size=1,2,8 --duration 6
+  swapcam bench --compare queue=ring,unbounded --processor sleep:40
+  swapcam bench --image me.jpg --face you.jpg --compare swapper=none,mesh
+  swapcam bench --compare backend=onnxruntime,tensorrt   (tensorrt is skipped, with the reason, without a GPU)
+  swapcam bench --sweep size=640x480,1280x720,1920x1080
+  swapcam bench --loopback /dev/video10   (reads the virtual camera back; skipped without one)
+"""
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The options a configuration is made of: exactly those of ``swapcam run``."""
+    add_source_options(parser)
+    add_pipeline_options(parser)
+    add_processing_options(parser)
 
 
 def add_parser(sub: Any) -> None:
     """Register ``bench``."""
-    parser = sub.add_parser("bench", help="(not built yet)")
+    parser = sub.add_parser(
+        "bench", help="measure latency: percentiles, stage split, comparisons, sweeps",
+        description="Run the real pipeline for --duration and measure capture-to-output latency from the "
+                    "frames' timestamps and, independently, from sequence stamps decoded at the output. "
+                    "Output goes to a measuring null sink unless --output is given.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_options(parser)
+    group = parser.add_argument_group("benchmark")
+    group.add_argument("--warmup", type=float, default=1.0, metavar="S",
+                       help="discarded warm-up per configuration (default 1 s)")
+    group.add_argument("--rounds", type=int, metavar="N",
+                       help=f"split each configuration's --duration into N alternating rounds "
+                            f"(default 1, or {COMPARE_ROUNDS} with --compare/--sweep)")
+    group.add_argument("--compare", action="append", metavar="KEY=V1,V2",
+                       help="measure each value of a `run` option, e.g. ring-size=1,2,8, queue=ring,unbounded, "
+                            "swapper=none,mesh, backend=onnxruntime,tensorrt (repeatable: every combination)")
+    group.add_argument("--sweep", metavar="size=WxH,...", help="measure each frame size, e.g. "
+                       "size=640x480,1280x720,1920x1080")
+    group.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON (docs/bench_schema.json)")
+    group.add_argument("--plot", type=Path, metavar="PATH", help="draw latency over time, CDF and stages as PNG")
+    group.add_argument("--loopback", metavar="DEVICE",
+                       help="also output to this virtual camera and read it back to time the hop")
     parser.set_defaults(handler=handle)
 
 
+def bench_pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """``run``'s pipeline config, with only the sinks the user named (the bench adds its own probe)."""
+    return dataclasses.replace(pipeline_config(args), sink_specs=tuple(args.output or ()))
+
+
+def processing_key(args: argparse.Namespace) -> str:
+    """The processing options' values: configurations that agree on them share one processor."""
+    return repr([(dest, getattr(args, dest, None)) for dest in option_dests(add_processing_options)])
+
+
+def chaos_hooks(args: argparse.Namespace) -> Hooks:
+    """--chaos faults wrap the raw source (before stamping) and the processor, as in ``run``."""
+    chaos = parse_chaos(args.chaos)
+    wrap_source: Callable[[Source], Source] | None = None
+    wrap_processor: Callable[[Processor], Processor] | None = None
+    if chaos.source_fail_rate > 0:
+        def wrap_source(source: Source) -> Source:
+            return ChaosSource(source, rate=chaos.source_fail_rate, seed=chaos.seed)
+    if chaos.processor_fail_rate > 0:
+        def wrap_processor(processor: Processor) -> Processor:
+            return ChaosProcessor(processor, rate=chaos.processor_fail_rate, seed=chaos.seed)
+    return Hooks(wrap_source=wrap_source, wrap_processor=wrap_processor)
+
+
+def _check_writable(path: Path | None) -> None:
+    """Fail before measuring, not after, when a report path cannot be written."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OutputError("E14", f"{path}: folder {folder} does not exist or is not writable")
+
+
+def _axes(args: argparse.Namespace) -> list[Axis]:
+    axes = [parse_axis(text) for text in args.compare or []]
+    if args.sweep:
+        axes.append(parse_sweep(args.sweep))
+    return axes
+
+
 def handle(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NotImplementedError("bench")
+    """Measure every configuration, print the tables, write --json/--plot."""
+    if args.frames is not None:
+        raise UsageError("E01", "--frames", remedy="bench measures for a time: use --duration S")
+    json_path = args.json or args.stats_json
+    for path in (json_path, args.plot):
+        _check_writable(path)
+    axes = _axes(args)
+    settings = BenchSettings(
+        duration_s=args.duration or DEFAULT_DURATION_S, warmup_s=args.warmup,
+        rounds=args.rounds or (COMPARE_ROUNDS if axes else 1), loopback=args.loopback,
+    )
+    plans = plan_configs(args, axes, add_config_options, default_label="default")
+    setup = Setup(source_config=source_config, pipeline_config=bench_pipeline_config,
+                  build_processor=build_processor, processor_key=processing_key, hooks=chaos_hooks)
+    bench = Bench(plans=plans, settings=settings, setup=setup)
+    runs = bench.run()
+    report = build_report(runs, settings=settings, options=vars(args), loopback_error=bench.loopback_error)
+    print(format_report(report), file=sys.stdout)
+    if json_path is not None:
+        write_report(json_path, report)
+    if args.plot is not None:
+        from realtime.bench.plot import plot_report
+
+        plot_report(report, args.plot)
+    measured = [run for run in runs if run.rounds]
+    if not measured and runs[0].skipped is not None:
+        return runs[0].skipped.exit_status
+    return 0

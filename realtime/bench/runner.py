@@ -1,0 +1,433 @@
+"""Measure each configuration: build its processor once, warm it up, run it in alternating rounds.
+
+Rounds alternate the configurations (round r starts with the r-th one) so
+that drift on a noisy machine hits them all alike. Pipelines, sources and
+sinks are rebuilt every round (cheap); processors are built once per distinct
+set of processing options and lent to each run (models load once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import psutil
+
+from realtime.bench.loopback import HopSamples, LoopbackReader, check_device
+from realtime.bench.overrides import Plan
+from realtime.bench.stamps import StampCheck, StampedSource, StampProbe, check_stamps, disagreements, stamp_latencies
+from realtime.config import PipelineConfig, SourceConfig
+from realtime.errors import SwapcamError, UsageError
+from realtime.frame import Frame
+from realtime.pipeline import Pipeline
+from realtime.processors import Processor
+from realtime.sinks.base import Sink
+from realtime.sinks.factory import SinkSpec, open_sink, parse_sink
+from realtime.sources.base import Source
+from realtime.sources.factory import open_source
+from realtime.stats import Stats, summarize_ms
+
+log = logging.getLogger(__name__)
+
+MIN_ROUND_S = 0.2
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How long to measure each configuration, and how.
+
+    ``duration_s`` is the measured time per configuration, split evenly over
+    ``rounds``; ``warmup_s`` runs once per configuration first and is discarded.
+    """
+
+    duration_s: float = 10.0
+    warmup_s: float = 1.0
+    rounds: int = 1
+    loopback: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.duration_s <= 3600:
+            raise UsageError("E01", f"--duration {self.duration_s}", remedy="use 0 < seconds <= 3600, e.g. 10")
+        if not 0 <= self.warmup_s <= 60:
+            raise UsageError("E01", f"--warmup {self.warmup_s}", remedy="use a warm-up from 0 to 60 s")
+        if not 1 <= self.rounds <= 1000:
+            raise UsageError("E01", f"--rounds {self.rounds}", remedy="use from 1 to 1000 rounds")
+        if self.duration_s / self.rounds < MIN_ROUND_S:
+            raise UsageError("E01", f"--duration {self.duration_s:g} s over {self.rounds} rounds is too short",
+                             remedy=f"give each round at least {MIN_ROUND_S} s: raise --duration or lower --rounds")
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Optional wrappers around each run's source and processor (fault injection, tracing)."""
+
+    wrap_source: Callable[[Source], Source] | None = None
+    wrap_processor: Callable[[Processor], Processor] | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How one configuration's options become its parts: the same functions ``run`` uses."""
+
+    source_config: Callable[[argparse.Namespace], SourceConfig]
+    pipeline_config: Callable[[argparse.Namespace], PipelineConfig]
+    build_processor: Callable[[argparse.Namespace], Processor]
+    # Configurations with the same key share one processor (e.g. ring-size=1,2,8).
+    processor_key: Callable[[argparse.Namespace], str]
+    hooks: Callable[[argparse.Namespace], Hooks] = lambda _args: Hooks()
+
+
+class KeptOpen:
+    """Lends a processor to one pipeline run; the run's ``close`` does not close it."""
+
+    def __init__(self, inner: Processor) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def process(self, frame: Frame) -> np.ndarray:
+        """The lent processor's result."""
+        return self.inner.process(frame)
+
+    def close(self) -> None:
+        """Left to the bench, which closes each processor once at the end."""
+
+
+def gpu_memory_mb() -> float | None:
+    """Peak GPU memory torch has allocated in this process, or None when torch has not used a GPU."""
+    torch = sys.modules.get("torch")  # only if a processor already imported it: importing it costs seconds
+    if torch is None:
+        return None
+    try:
+        if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+            return None
+        return float(torch.cuda.max_memory_allocated()) / 2**20
+    except Exception:  # a broken CUDA install must not end the benchmark
+        return None
+
+
+class ResourceSampler:
+    """Process CPU % (100 = one core) and resident memory, sampled when ``sample`` is called."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self.cpu_percent: list[float] = []
+        self.rss_mb: list[float] = []
+        self.gpu_mb: list[float] = []
+
+    def prime(self) -> None:
+        """Start a CPU measurement interval (psutil measures between calls)."""
+        self._process.cpu_percent(None)
+
+    def sample(self, _stats: object = None) -> None:
+        """Record CPU % since the last call, RSS and GPU memory."""
+        self.cpu_percent.append(self._process.cpu_percent(None))
+        self.rss_mb.append(self._process.memory_info().rss / 2**20)
+        gpu = gpu_memory_mb()
+        if gpu is not None:
+            self.gpu_mb.append(gpu)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Mean and max of each resource (None when never sampled)."""
+        def spread(values: list[float]) -> dict[str, float] | None:
+            return {"mean": float(np.mean(values)), "max": float(np.max(values))} if values else None
+
+        return {
+            "cpu_percent": spread(self.cpu_percent),
+            "rss_mb": spread(self.rss_mb),
+            "gpu_memory_mb": {"peak": max(self.gpu_mb)} if self.gpu_mb else None,
+        }
+
+
+@dataclass
+class RoundData:
+    """What one measured pipeline run produced."""
+
+    stats: Stats
+    source: StampedSource
+    probe: StampProbe
+    elapsed_s: float
+    read_back: list[tuple[int | None, int]] | None = None
+
+
+@dataclass
+class ConfigRun:
+    """One configuration: its parts, and everything measured over its rounds."""
+
+    plan: Plan
+    source_cfg: SourceConfig | None = None
+    hooks: Hooks = field(default_factory=Hooks)
+    pipeline_cfg: PipelineConfig | None = None
+    processor: Processor | None = None
+    skipped: SwapcamError | None = None
+    skipped_at: str = ""
+    source_info: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 0
+    elapsed_s: float = 0.0
+    counters: Counter[str] = field(default_factory=Counter)
+    drops: Counter[str] = field(default_factory=Counter)
+    latency_ms: list[float] = field(default_factory=list)
+    latency_t_s: list[float] = field(default_factory=list)
+    stamp_ms: list[float] = field(default_factory=list)
+    stamp_t_s: list[float] = field(default_factory=list)
+    stamp_check: StampCheck = field(default_factory=StampCheck)
+    splits: list[dict[str, float]] = field(default_factory=list)
+    output_stage_ms: list[float] = field(default_factory=list)
+    resources: ResourceSampler = field(default_factory=ResourceSampler)
+    hops: HopSamples | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True while the configuration has not been skipped."""
+        return self.skipped is None
+
+    def add_round(self, data: RoundData, *, t0_ns: int) -> None:
+        """Fold one measured run into the totals; times become seconds since ``t0_ns``."""
+        stats = data.stats
+        self.rounds += 1
+        self.elapsed_s += data.elapsed_s
+        self.counters.update({
+            "captured": stats.captured, "processed": stats.processed, "output": stats.output,
+            "resent": stats.resent, "processor": stats.processor_errors, "sink": stats.sink_errors,
+            "source": stats.source_errors,
+        })
+        self.drops.update(stats.drops())
+        self.latency_ms.extend(stats.latencies_ms)
+        self.latency_t_s += [(t - t0_ns) / 1e9 for t in stats.output_times_ns]
+        probe_seen = data.probe.seen
+        for t_ns, ms in stamp_latencies(probe_seen, data.source.captured_ns):
+            self.stamp_t_s.append((t_ns - t0_ns) / 1e9)
+            self.stamp_ms.append(ms)
+        self.stamp_check += check_stamps([seq for seq, _ in probe_seen], data.source.captured_ns.keys())
+        self.splits += data.probe.splits
+        self.output_stage_ms.extend(stats.stage_ms.get("output", ()))
+        if data.read_back is not None:
+            written: dict[int, int] = {}
+            for seq, t_ns in probe_seen:
+                if seq is not None:
+                    written.setdefault(seq, t_ns)
+            self.hops = self.hops or HopSamples()
+            self.hops.add(data.read_back, written, data.source.captured_ns)
+
+    def stages(self) -> dict[str, dict[str, float]]:
+        """Per-stage summaries in pipeline order: queue_in, infer, sub-stages, queue_out, output."""
+        names: list[str] = []
+        for split in self.splits:
+            names += [name for name in split if name not in names]
+        top = ["queue_in", "infer"]
+        order = [n for n in top if n in names] + [n for n in names if n not in (*top, "queue_out")]
+        order += ["queue_out"] if "queue_out" in names else []
+        result = {name: summarize_ms([s[name] for s in self.splits if name in s]) for name in order}
+        if self.output_stage_ms:
+            result["output"] = summarize_ms(self.output_stage_ms)
+        return result
+
+    def result(self) -> dict[str, Any]:
+        """This configuration's part of the JSON report."""
+        entry: dict[str, Any] = {
+            "label": self.plan.label,
+            "overrides": dict(self.plan.overrides),
+            "status": "ok" if self.ok else "skipped",
+            "skip_code": self.skipped.code if self.skipped else None,
+            "skip_reason": self.skipped.message() if self.skipped else None,
+            "skipped_at": self.skipped_at or None,
+            "processor": self.processor.name if self.processor is not None else None,
+            "source": self.source_info or None,
+            "rounds": self.rounds,
+            "measured_s": self.elapsed_s,
+        }
+        if not self.rounds:
+            return entry | dict.fromkeys(MEASUREMENT_KEYS)
+        return entry | self._measurements()
+
+    def _measurements(self) -> dict[str, Any]:
+        c, elapsed = self.counters, max(self.elapsed_s, 1e-9)
+        dropped, check = sum(self.drops.values()), self.stamp_check
+        found = disagreements(check, dropped=dropped, resent=c["resent"], output=c["output"])
+        return {
+            "frames": {k: c[k] for k in ("captured", "processed", "output", "resent")},
+            "fps": {"in": c["captured"] / elapsed, "out": c["output"] / elapsed},
+            "drops": dict(self.drops) | {"total": dropped},
+            "errors": {k: c[k] for k in ("processor", "sink", "source")},
+            "latency_ms": {"frame": summarize_ms(self.latency_ms), "stamp": summarize_ms(self.stamp_ms)},
+            "stages_ms": self.stages(),
+            "stamps": check.as_dict() | {
+                "counted_drops": dropped, "counted_resent": c["resent"],
+                "agree": not found, "disagreements": found,
+            },
+            "resources": self.resources.as_dict(),
+            "loopback": self.hops.as_dict() if self.hops else None,
+            "series": {
+                "frame": {"t_s": _rounded(self.latency_t_s), "latency_ms": _rounded(self.latency_ms)},
+                "stamp": {"t_s": _rounded(self.stamp_t_s), "latency_ms": _rounded(self.stamp_ms)},
+            },
+        }
+
+
+MEASUREMENT_KEYS = ("frames", "fps", "drops", "errors", "latency_ms", "stages_ms", "stamps", "resources",
+                    "loopback", "series")
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 3) for v in values]
+
+
+class Bench:
+    """Runs every configuration: prepare, warm up, then measured rounds in alternating order."""
+
+    def __init__(
+        self,
+        *,
+        plans: list[Plan],
+        settings: BenchSettings,
+        setup: Setup,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.plans = plans
+        self.settings = settings
+        self.setup = setup
+        self.progress = progress or log.info
+        self.loopback_error: SwapcamError | None = None
+        self.t0_ns = time.monotonic_ns()
+
+    def run(self) -> list[ConfigRun]:
+        """Measure every configuration; returns them in plan order, skipped ones included."""
+        runs = [ConfigRun(plan=plan) for plan in self.plans]
+        processors: dict[str, Processor] = {}
+        self.t0_ns = time.monotonic_ns()
+        try:
+            for config_run in runs:
+                self._prepare(config_run, processors)
+            self._check_loopback()
+            if self.settings.warmup_s > 0:
+                for config_run in runs:
+                    self._attempt(config_run, "warm-up", self.settings.warmup_s, measure=False)
+            per_round = self.settings.duration_s / self.settings.rounds
+            for index in range(self.settings.rounds):
+                shift = index % len(runs)
+                for config_run in runs[shift:] + runs[:shift]:
+                    self._attempt(config_run, f"round {index + 1}/{self.settings.rounds}", per_round, measure=True)
+        finally:
+            for processor in processors.values():
+                try:
+                    processor.close()
+                except Exception as exc:  # every processor gets closed
+                    log.error("error while closing %s: %s", processor.name, exc)
+        return runs
+
+    def _prepare(self, config_run: ConfigRun, processors: dict[str, Processor]) -> None:
+        """Resolve the configuration's options and build (or share) its processor."""
+        args = config_run.plan.args
+        try:
+            config_run.source_cfg = self.setup.source_config(args)
+            config_run.pipeline_cfg = self.setup.pipeline_config(args)
+            config_run.hooks = self.setup.hooks(args)
+            key = self.setup.processor_key(args)
+            if key not in processors:
+                processors[key] = self.setup.build_processor(args)
+            config_run.processor = processors[key]
+        except SwapcamError as exc:
+            self._skip(config_run, exc, "setup")
+
+    def _check_loopback(self) -> None:
+        if self.settings.loopback is None:
+            return
+        try:
+            check_device(self.settings.loopback)
+        except SwapcamError as exc:
+            self.loopback_error = exc
+            self.progress(f"loopback skipped: {exc.message()}")
+
+    def _attempt(self, config_run: ConfigRun, phase: str, duration_s: float, *, measure: bool) -> None:
+        if not config_run.ok:
+            return
+        sampler = config_run.resources if measure else ResourceSampler()
+        try:
+            data = self._run_once(config_run, duration_s, sampler)
+        except SwapcamError as exc:
+            self._skip(config_run, exc, phase)
+            return
+        if measure:
+            config_run.add_round(data, t0_ns=self.t0_ns)
+        lat = summarize_ms(data.stats.latencies_ms)
+        self.progress(f"{phase:<13} {config_run.plan.label}: {data.stats.output / max(data.elapsed_s, 1e-9):5.1f} "
+                      f"fps out, latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms")
+
+    def _skip(self, config_run: ConfigRun, exc: SwapcamError, phase: str) -> None:
+        config_run.skipped, config_run.skipped_at = exc, phase
+        self.progress(f"skipped {config_run.plan.label} ({phase}): {exc.message()}")
+
+    def _run_once(self, config_run: ConfigRun, duration_s: float, sampler: ResourceSampler) -> RoundData:
+        """One pipeline run of ``duration_s``; it ends by itself, so every captured frame is accounted for."""
+        assert config_run.source_cfg is not None and config_run.pipeline_cfg is not None
+        assert config_run.processor is not None
+        config = replace(config_run.pipeline_cfg, duration_s=duration_s, max_frames=None)
+        raw = open_source(config_run.source_cfg)
+        hooks = config_run.hooks
+        if hooks.wrap_source is not None:
+            raw = hooks.wrap_source(raw)
+        source = StampedSource(raw)
+        config_run.source_info = {"name": source.name, "width": source.width, "height": source.height,
+                                  "fps": source.fps}
+        probe = StampProbe()
+        try:
+            sinks = self._open_sinks(config, source, probe)
+        except BaseException:
+            source.close()
+            raise
+        processor: Processor = KeptOpen(config_run.processor)
+        if hooks.wrap_processor is not None:
+            processor = hooks.wrap_processor(processor)
+        stats = Stats()
+        pipeline = Pipeline(source=source, processor=processor, sinks=sinks, config=config, stats=stats)
+        reader = self._open_reader()
+        sampler.prime()
+        start = time.monotonic()
+        try:
+            pipeline.run(on_tick=sampler.sample)
+        finally:
+            elapsed = time.monotonic() - start
+            sampler.sample()
+            if reader is not None:
+                reader.stop()
+        return RoundData(stats=stats, source=source, probe=probe, elapsed_s=elapsed,
+                         read_back=reader.seen if reader is not None else None)
+
+    def _open_sinks(self, config: PipelineConfig, source: Source, probe: StampProbe) -> list[Sink]:
+        """The user's --output sinks, then the probe, then the loopback virtual camera (if any)."""
+        specs = [parse_sink(text) for text in config.sink_specs]
+        loopback = SinkSpec("virtualcam", self.settings.loopback or "")
+        if self.settings.loopback is not None and self.loopback_error is None and loopback not in specs:
+            specs.append(loopback)
+        sinks: list[Sink] = []
+        try:
+            for spec in specs:
+                if spec == loopback:
+                    sinks.append(probe)  # the probe sees each frame just before the virtual camera does
+                sinks.append(open_sink(spec, width=source.width, height=source.height, fps=source.fps))
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
+        if probe not in sinks:
+            sinks.append(probe)
+        return sinks
+
+    def _open_reader(self) -> LoopbackReader | None:
+        """Start reading the virtual camera back; on failure the loopback is skipped, not the run."""
+        if self.settings.loopback is None or self.loopback_error is not None:
+            return None
+        try:
+            reader = LoopbackReader(self.settings.loopback)
+        except SwapcamError as exc:
+            self.loopback_error = exc
+            self.progress(f"loopback skipped: {exc.message()}")
+            return None
+        reader.start()
+        return reader
