@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,3 +31,10 @@ class Engine(Protocol):
     def outputs(self) -> list[TensorSpec]: ...
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class TorchEngine(Engine, Protocol):
+    """An engine that also takes and returns torch tensors, so GPU frames stay on the device."""
+
+    def run_torch(self, feeds: dict[str, Any]) -> dict[str, Any]: ...

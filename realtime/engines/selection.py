@@ -1,16 +1,233 @@
-"""Choosing the backend for one model (extended by the engines work: TensorRT, providers)."""
+"""Choosing the backend for one model, and saying why.
+
+:func:`choose` is a pure function over an :class:`~realtime.engines.probe.Availability`
+record: TensorRT with a matching engine → ONNX Runtime with the best provider
+(CUDA, DirectML, CoreML) → ONNX Runtime CPU. :func:`open_engine` probes the
+machine, chooses, logs the choice with the reasons the better options were
+skipped, opens the engine and checks that ONNX Runtime really loaded the
+provider it was asked for (E19 instead of silently running at CPU speed).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from realtime.engines.base import Engine
-from realtime.engines.ort import OrtEngine
+from realtime.engines.ort import CPU_PROVIDER, CUDA_PROVIDER, OrtEngine
+from realtime.engines.probe import Availability, probe_availability
+from realtime.engines.sidecar import EngineSidecar, file_sha256, mismatches, read_sidecar
+from realtime.errors import BackendError, ModelError, UsageError, warning_text
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("auto", "tensorrt", "onnxruntime")
+DEVICES = ("auto", "cuda", "cpu")
+# Better first; each entry names the platform where it can exist at all (None: any).
+_ACCELERATED_PROVIDERS = ((CUDA_PROVIDER, None), ("DmlExecutionProvider", "win32"),
+                          ("CoreMLExecutionProvider", "darwin"))
+_BUILD_HINT = "run tools/build_engines.py"
 
-def open_engine(model: Path, *, backend: str = "auto", device: str = "auto", threads: int = 1) -> Engine:
-    """Open ``model`` on the best backend allowed by ``backend``/``device``."""
-    return OrtEngine(model, providers=["CPUExecutionProvider"], intra_threads=threads)
+
+@dataclass(frozen=True)
+class Choice:
+    """What was taken for one model, and why the better options were not."""
+
+    model: str
+    backend: str  # "tensorrt" or "onnxruntime"
+    providers: tuple[str, ...] = ()  # ONNX Runtime providers, best first
+    engine_path: Path | None = None
+    sidecar: EngineSidecar | None = None
+    skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def provider(self) -> str:
+        """The provider that will run the model."""
+        return "TensorRT" if self.backend == "tensorrt" else self.providers[0]
+
+    def summary(self) -> str:
+        """One log line: model, what was taken, what was skipped and why."""
+        taken = f"tensorrt {self.engine_path.name}" if self.engine_path else f"onnxruntime {self.provider}"
+        why = f" (skipped: {'; '.join(self.skipped)})" if self.skipped else ""
+        return f"{self.model}: {taken}{why}"
+
+
+def check_options(backend: str, device: str) -> None:
+    """E01 for an unknown --backend/--device or a combination that cannot work."""
+    if backend not in BACKENDS:
+        raise UsageError("E01", f"--backend {backend}", remedy=f"use one of: {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise UsageError("E01", f"--device {device}", remedy=f"use one of: {', '.join(DEVICES)}")
+    if backend == "tensorrt" and device == "cpu":
+        raise UsageError("E01", "--backend tensorrt with --device cpu",
+                         remedy="TensorRT runs only on a CUDA GPU: use --device cuda or --backend onnxruntime")
+
+
+def choose(*, model_name: str, model_sha256: str | None, available: Availability, backend: str = "auto",
+           device: str = "auto", engine: Path | None = None) -> Choice:
+    """Pick the backend for one model from what ``available`` says; raise when a request cannot be met."""
+    check_options(backend, device)
+    warnings = []
+    if len(available.ort_distributions) > 1:
+        warnings.append(warning_text("E18", ", ".join(available.ort_distributions)))
+    skipped: list[str] = []
+    if engine is not None or (backend != "onnxruntime" and device != "cpu"):
+        found = _tensorrt_choice(model_name, model_sha256, available, engine=engine,
+                                 required=backend == "tensorrt" or engine is not None, skipped=skipped)
+        if found is not None:
+            path, sidecar = found
+            return Choice(model=model_name, backend="tensorrt", engine_path=path, sidecar=sidecar,
+                          skipped=tuple(skipped), warnings=tuple(warnings))
+    elif backend == "auto":
+        skipped.append("tensorrt: --device cpu")
+    providers = _ort_choice(available, device, skipped)
+    return Choice(model=model_name, backend="onnxruntime", providers=providers, skipped=tuple(skipped),
+                  warnings=tuple(warnings))
+
+
+def _tensorrt_unusable(available: Availability) -> str | None:
+    """Why TensorRT cannot run here at all, or None."""
+    if available.tensorrt_version is None:
+        return f"tensorrt: {available.tensorrt_error or 'not installed'}"
+    if available.gpu is None:
+        return f"tensorrt: no CUDA GPU ({available.gpu_error or 'none found'})"
+    if not available.torch_cuda:
+        return "tensorrt: torch with CUDA is not installed (the TensorRT runtime keeps its buffers in torch)"
+    return None
+
+
+def _tensorrt_choice(model_name: str, model_sha256: str | None, available: Availability, *,
+                     engine: Path | None, required: bool, skipped: list[str]
+                     ) -> tuple[Path, EngineSidecar] | None:
+    """A fitting engine, or None with reasons appended to ``skipped`` (raises when ``required``)."""
+    unusable = _tensorrt_unusable(available)
+    if unusable is not None:
+        if required:
+            raise BackendError("E09", unusable)
+        skipped.append(unusable)
+        return None
+    if engine is not None:
+        sidecar = read_sidecar(engine)
+        reasons = mismatches(sidecar, model_sha256=model_sha256, gpu=available.gpu,
+                             tensorrt_version=available.tensorrt_version)
+        if reasons:
+            raise ModelError("E08", f"{engine.name}: {'; '.join(reasons)}")
+        return engine, sidecar
+    fits, misfits = [], []
+    for path, sidecar in available.engines:
+        if sidecar.model_sha256 != model_sha256 and sidecar.model_name != model_name:
+            continue
+        reasons = mismatches(sidecar, model_sha256=model_sha256, gpu=available.gpu,
+                             tensorrt_version=available.tensorrt_version)
+        if model_sha256 is None:
+            reasons.append("the model's checksum is unknown")
+        if reasons:
+            misfits.append(f"{path.name} does not fit: {', '.join(reasons)}")
+        else:
+            fits.append((path, sidecar))
+    if fits:
+        return min(fits, key=_engine_preference)
+    if misfits:
+        detail = "; ".join(misfits[:3]) + f" — {_BUILD_HINT}"
+    else:
+        detail = f"no engine for this model built for this GPU — {_BUILD_HINT}"
+    if required:
+        raise ModelError("E08", f"{model_name}: {detail}")
+    skipped.append(f"tensorrt: {detail}")
+    return None
+
+
+def _engine_preference(item: tuple[Path, EngineSidecar]) -> tuple[bool, bool, bool, float]:
+    """Exact builds before compatible ones, FP16 before FP32, newest first."""
+    _, sidecar = item
+    built = sidecar.built_at or ""
+    return (sidecar.hardware_compatibility != "none", sidecar.version_compatible,
+            sidecar.precision != "fp16", -_sortable(built))
+
+
+def _sortable(timestamp: str) -> float:
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _ort_choice(available: Availability, device: str, skipped: list[str]) -> tuple[str, ...]:
+    """ONNX Runtime providers for ``device``, best first, CPU last."""
+    if not available.ort_providers:
+        raise BackendError("E23", f"onnxruntime ({available.ort_error or 'not installed'}): "
+                           "pip install .[cpu] (or .[gpu] on an NVIDIA machine)")
+    if device == "cpu":
+        return (CPU_PROVIDER,)
+    if device == "cuda":
+        if CUDA_PROVIDER not in available.ort_providers:
+            build = ", ".join(available.ort_distributions) or "onnxruntime"
+            raise BackendError("E09", f"{CUDA_PROVIDER} is not available in {build}")
+        return (CUDA_PROVIDER, CPU_PROVIDER)
+    for provider, only_on in _ACCELERATED_PROVIDERS:
+        if provider in available.ort_providers:
+            return (provider, CPU_PROVIDER)
+        if only_on is None or only_on == available.platform:
+            skipped.append(f"{provider}: not available in this onnxruntime build")
+    return (CPU_PROVIDER,)
+
+
+def _needs_checksum(available: Availability, engine: Path | None) -> bool:
+    return engine is not None or (_tensorrt_unusable(available) is None and bool(available.engines))
+
+
+def select_and_open(model: Path, *, backend: str = "auto", device: str = "auto", threads: int = 1,
+                    engines_dir: Path | None = None, engine: Path | None = None,
+                    available: Availability | None = None, model_name: str | None = None,
+                    cuda_graph: bool = False) -> tuple[Engine, Choice]:
+    """Choose a backend for ``model``, log why, open it; returns the engine and the choice."""
+    check_options(backend, device)
+    if not model.is_file():
+        raise ModelError("E06", str(model))
+    name = model_name or model.name.removesuffix(".onnx")
+    available = available or probe_availability(engines_dir)
+    sha = file_sha256(model) if _needs_checksum(available, engine) else None
+    choice = choose(model_name=name, model_sha256=sha, available=available, backend=backend,
+                    device=device, engine=engine)
+    for warning in choice.warnings:
+        log.warning("%s", warning)
+    log.info("%s", choice.summary())
+    if choice.backend == "tensorrt":
+        from realtime.engines.trt import TrtEngine
+
+        assert choice.engine_path is not None and choice.sidecar is not None
+        trt_engine = TrtEngine(choice.engine_path, version_compatible=choice.sidecar.version_compatible,
+                               cuda_graph=cuda_graph)
+        return trt_engine, choice
+    ort_engine = OrtEngine(model, providers=list(choice.providers), intra_threads=threads)
+    _check_loaded(ort_engine, name, device=device)
+    return ort_engine, choice
+
+
+def _check_loaded(engine: OrtEngine, name: str, *, device: str) -> None:
+    """E19 when ONNX Runtime quietly dropped an accelerated provider; raised if it was asked for."""
+    lost = [p for p in engine.lost_providers() if p != CPU_PROVIDER]
+    if not lost:
+        return
+    detail = f"{name}: {', '.join(lost)} failed to load, running on {engine.provider}"
+    if device == "cuda":
+        raise BackendError("E19", detail)
+    log.warning("%s", warning_text("E19", detail))
+
+
+def open_engine(model: Path, *, backend: str = "auto", device: str = "auto", threads: int = 1,
+                engines_dir: Path | None = None, engine: Path | None = None,
+                available: Availability | None = None, model_name: str | None = None,
+                cuda_graph: bool = False) -> Engine:
+    """Open ``model`` on the best backend allowed by ``backend``/``device`` (see :func:`choose`).
+
+    ``engine`` names a TensorRT engine file explicitly (E08 when it does not
+    fit); ``available`` lets a caller probe the machine once for many models.
+    """
+    opened, _ = select_and_open(model, backend=backend, device=device, threads=threads,
+                                engines_dir=engines_dir, engine=engine, available=available,
+                                model_name=model_name, cuda_graph=cuda_graph)
+    return opened
