@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,11 @@ class OrtEngine:
         options.log_severity_level = 3
         source = str(model) if isinstance(model, Path) else model
         self.requested_providers = tuple(providers)
-        self.session = ort.InferenceSession(source, sess_options=options,
-                                            providers=_provider_entries(list(providers), device_id))
+        with warnings.catch_warnings():
+            # ONNX Runtime warns when a requested provider is missing; lost_providers() reports it (E19).
+            warnings.simplefilter("ignore", UserWarning)
+            self.session = ort.InferenceSession(source, sess_options=options,
+                                                providers=_provider_entries(list(providers), device_id))
         self.provider = self.session.get_providers()[0]
         self.device_type = "cuda" if self.provider == CUDA_PROVIDER else "cpu"
         self.device_id = device_id if self.device_type == "cuda" else 0

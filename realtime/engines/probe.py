@@ -46,9 +46,13 @@ class Availability:
     platform: str = sys.platform
 
 
+REPO_ENGINES = Path(__file__).resolve().parents[2] / "engines"
+
+
 def default_engines_dir() -> Path:
-    """``$SWAPCAM_ENGINES`` or ``./engines``."""
-    return Path(os.environ.get("SWAPCAM_ENGINES", "engines"))
+    """``$SWAPCAM_ENGINES`` if set, else the repository's ``engines/`` folder (next to ``models/``)."""
+    env = os.environ.get("SWAPCAM_ENGINES")
+    return Path(env).expanduser() if env else REPO_ENGINES
 
 
 def installed_ort_distributions() -> tuple[str, ...]:
