@@ -1,0 +1,205 @@
+"""The pipeline's contract: errors re-raised, per-frame failures passed through, re-sends, sync delay, stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from realtime.config import PipelineConfig
+from realtime.frame import Frame
+from realtime.pipeline import Pipeline
+from realtime.processors import Passthrough, Sleeper
+from realtime.sinks.null import NullSink
+from realtime.sources.base import EndOfStream, FrameClock
+from realtime.sources.synthetic import SyntheticSource
+
+
+class RecordingSink:
+    """Remembers the sequence number and arrival time of every write (re-sends included)."""
+
+    name = "recording"
+
+    def __init__(self, *, write_delay_s: float = 0.0) -> None:
+        self.writes: list[tuple[int, int]] = []
+        self.write_delay_s = write_delay_s
+        self.closed = False
+
+    def write(self, frame: Frame) -> None:
+        if self.write_delay_s:
+            time.sleep(self.write_delay_s)
+        self.writes.append((frame.seq, time.monotonic_ns()))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedSource:
+    """Frames at ``fps``, with an optional pause after frame ``pause_after``; ends after ``count``."""
+
+    name = "scripted"
+
+    def __init__(self, *, count: int, fps: float = 20.0, pause_after: int | None = None, pause_s: float = 0.0,
+                 live: bool = True, fail_at: int | None = None, block_s: float = 0.0) -> None:
+        self.width, self.height, self.fps, self.live = 160, 120, fps, live
+        self.count, self.pause_after, self.pause_s = count, pause_after, pause_s
+        self.fail_at, self.block_s = fail_at, block_s
+        self._clock = FrameClock(fps) if live else None
+        self._seq = 0
+        self.closed = False
+
+    def read(self) -> np.ndarray:
+        if self._seq >= self.count:
+            raise EndOfStream("done")
+        if self._seq == self.fail_at:
+            raise RuntimeError("camera exploded")
+        if self.block_s and self._seq > 0:
+            time.sleep(self.block_s)  # every read after the first hangs (a dead network stream)
+        if self._seq == self.pause_after:
+            time.sleep(self.pause_s)
+            self._clock = FrameClock(self.fps)
+        if self._clock is not None:
+            self._clock.wait()
+        image = np.full((self.height, self.width, 3), self._seq % 256, np.uint8)
+        self._seq += 1
+        return image
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_worker_exception_is_reraised_by_stop() -> None:
+    sink = RecordingSink()
+    source = ScriptedSource(count=100, fps=100, fail_at=5)
+    pipeline = Pipeline(source=source, processor=Passthrough(), sinks=[sink], config=PipelineConfig())
+    with pytest.raises(RuntimeError, match="camera exploded"):
+        pipeline.run()
+    assert pipeline.finished and sink.closed and source.closed
+
+
+class FailsOnce:
+    """Inverts every image except frame ``bad``, on which it raises."""
+
+    name = "fails-once"
+
+    def __init__(self, bad: int) -> None:
+        self.bad = bad
+
+    def process(self, frame: Frame) -> np.ndarray:
+        if frame.seq == self.bad:
+            raise ValueError("model hiccup")
+        return 255 - frame.image
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_processor_error_passes_that_frame_through_and_is_counted() -> None:
+    seen: dict[int, int] = {}
+
+    class ValueSink(RecordingSink):
+        def write(self, frame: Frame) -> None:
+            seen[frame.seq] = int(frame.image[0, 0, 0])
+
+    source = ScriptedSource(count=12, live=False)
+    pipeline = Pipeline(source=source, processor=FailsOnce(bad=5), sinks=[ValueSink()], config=PipelineConfig())
+    pipeline.run()
+    assert sorted(seen) == list(range(12))
+    assert seen[5] == 5  # the original frame
+    assert all(seen[i] == 255 - i for i in seen if i != 5)  # the processed ones
+    assert pipeline.summary()["errors"]["processor"] == 1
+
+
+def test_output_resends_only_when_no_frame_arrived_within_an_interval() -> None:
+    """20 fps with a 400 ms hole: the hole is filled with re-sends, the steady part is not."""
+    sink = RecordingSink()
+    source = ScriptedSource(count=30, fps=20, pause_after=15, pause_s=0.4)
+    pipeline = Pipeline(source=source, processor=Passthrough(), sinks=[sink], config=PipelineConfig())
+    pipeline.run()
+    seqs = [seq for seq, _ in sink.writes]
+    repeats = [seqs[i] for i in range(1, len(seqs)) if seqs[i] == seqs[i - 1]]
+    in_hole = [seq for seq in repeats if seq == 14]
+    assert 3 <= len(in_hole) <= 8, seqs  # 400 ms / (1.2 × 50 ms) ≈ 6 re-sends of the last frame
+    assert len(repeats) - len(in_hole) <= 1, seqs  # steady flow: (almost) never a re-send
+    assert pipeline.summary()["frames"]["resent"] == len(repeats)
+    assert sorted(set(seqs)) == list(range(30))
+
+
+def test_sync_delay_holds_each_frame_until_its_time_without_drops() -> None:
+    delay_ms = 150.0
+    source = SyntheticSource(width=160, height=120, fps=30)
+    sink = RecordingSink()
+    pipeline = Pipeline(source=source, processor=Passthrough(), sinks=[sink],
+                        config=PipelineConfig(sync_delay_ms=delay_ms, max_frames=45))
+    pipeline.run()
+    summary = pipeline.summary()
+    latency = summary["latency_ms"]
+    assert sum(summary["drops"].values()) == 0
+    assert summary["frames"]["output"] == 45
+    assert min(pipeline.stats.latencies_ms) >= delay_ms
+    assert delay_ms <= latency["p50"] <= delay_ms + 20, latency
+
+
+def test_blocking_mode_for_offline_sources_delivers_every_frame_in_order() -> None:
+    source = ScriptedSource(count=60, live=False)
+    sink = RecordingSink()
+    pipeline = Pipeline(source=source, processor=Sleeper(3), sinks=[sink], config=PipelineConfig(ring_size=1))
+    pipeline.run()
+    assert [seq for seq, _ in sink.writes] == list(range(60))
+    assert sum(pipeline.summary()["drops"].values()) == 0
+
+
+def test_live_source_faster_than_processor_drops_instead_of_queueing() -> None:
+    source = SyntheticSource(width=160, height=120, fps=100)
+    sink = NullSink(decode_stamps=True)
+    pipeline = Pipeline(source=source, processor=Sleeper(30), sinks=[sink],
+                        config=PipelineConfig(ring_size=1, duration_s=1.0, resend_last=False))
+    pipeline.run()
+    summary = pipeline.summary()
+    assert summary["drops"]["capture"] > 20
+    assert summary["latency_ms"]["p95"] < 100  # 30 ms processing + at most one 10 ms frame waiting
+    stamps = [s for s in sink.stamps if s is not None]
+    assert stamps == sorted(set(stamps))
+
+
+def test_stop_is_fast_on_a_running_pipeline() -> None:
+    pipeline = Pipeline(source=SyntheticSource(width=320, height=240, fps=30), processor=Passthrough(),
+                        sinks=[NullSink()], config=PipelineConfig())
+    pipeline.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    pipeline.stop()
+    assert time.monotonic() - start < 2.0
+    assert pipeline.finished
+
+
+def test_stop_stays_within_2_s_when_source_and_sink_hang() -> None:
+    """A read and a write that each hang for 3 s: stop() still returns within 2 s and closes the sink."""
+    source = ScriptedSource(count=1000, fps=30, block_s=3.0)
+    first = threading.Event()
+
+    class HangingSink(RecordingSink):
+        def write(self, frame: Frame) -> None:
+            first.set()
+            time.sleep(3.0)
+
+    sink = HangingSink()
+    pipeline = Pipeline(source=source, processor=Passthrough(), sinks=[sink], config=PipelineConfig())
+    pipeline.start()
+    assert first.wait(5.0)
+    start = time.monotonic()
+    pipeline.stop()
+    assert time.monotonic() - start < 2.0
+    assert sink.closed
+
+
+def test_stamps_reach_the_sink_in_order() -> None:
+    sink = NullSink(decode_stamps=True)
+    pipeline = Pipeline(source=SyntheticSource(width=320, height=240, fps=60), processor=Passthrough(),
+                        sinks=[sink], config=PipelineConfig(max_frames=40, resend_last=False))
+    pipeline.run()
+    stamps = list(sink.stamps)
+    assert None not in stamps
+    assert stamps == sorted(set(stamps)) and len(stamps) + sum(pipeline.summary()["drops"].values()) == 40
