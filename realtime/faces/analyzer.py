@@ -1,0 +1,239 @@
+"""Faces with landmarks, for photos (``analyze_still``) and for video frames (``track``).
+
+Tracking: once a face is found, the next frame's mesh crop comes from this
+frame's landmarks, so the detector is not needed per frame. It runs when
+there is nothing to track, when a track's face-presence score drops, and
+every ``redetect_every`` frames to pick up new faces. When every slot
+(``max_faces``) is filled by a healthy track, that periodic check can only
+find a bigger face entering, so it runs at the small ``check_size`` input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realtime.engines.selection import open_engine
+from realtime.errors import UsageError
+from realtime.faces.detector import DEFAULT_INPUT_SIZE, ScrfdDetector, check_input_size, iou
+from realtime.faces.landmarks import (
+    CropBox,
+    FaceMesh,
+    box_from_landmarks,
+    crop_from_detection,
+    crop_from_landmarks,
+    keypoints_from_landmarks,
+)
+from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
+from realtime.faces.types import Face
+from realtime.frame import Frame
+from realtime.models import model_path
+
+STILL_SIZE = 640  # photos: faces can be small, and one detection costs ≈0.1 s at most
+CHECK_SIZE = 160  # ≈7 ms: enough to notice a new, bigger face while all slots are tracked
+DUPLICATE_IOU = 0.5
+
+
+@dataclass
+class _Track:
+    """One followed face: the crop for its next mesh run, its last raw landmarks, filter and scores."""
+
+    crop: CropBox
+    score: float
+    smoother: OneEuroFilter
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    presence: float = 0.0
+    seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """``max_faces``: faces followed, largest first; ``redetect_every``: frames between detector runs
+    while tracking; ``presence_threshold``: a track whose mesh presence falls below it is dropped and
+    the detector runs at once; ``smoothing``: One Euro filter on the landmarks (None = off)."""
+
+    max_faces: int = 1
+    redetect_every: int = 30
+    presence_threshold: float = 0.5
+    check_size: int = CHECK_SIZE
+    still_size: int = STILL_SIZE
+    smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
+
+    def __post_init__(self) -> None:
+        if self.max_faces < 1:
+            raise UsageError("E01", f"--max-faces {self.max_faces}", remedy="use 1 or more faces")
+        if self.redetect_every < 1:
+            raise UsageError("E01", f"redetect every {self.redetect_every} frames",
+                             remedy="use a positive number of frames, e.g. 30")
+        check_input_size(self.check_size)
+        check_input_size(self.still_size)
+
+
+class FaceAnalyzer:
+    """Detector + face mesh + tracker: faces carry 468-point ``landmarks``, largest first."""
+
+    def __init__(self, *, detector: ScrfdDetector, mesh: FaceMesh, max_faces: int = 1,
+                 redetect_every: int = 30, smoothing: bool = True,
+                 smoothing_params: OneEuroParams | None = None, presence_threshold: float = 0.5,
+                 check_size: int = CHECK_SIZE, still_size: int = STILL_SIZE) -> None:
+        self.detector = detector
+        self.mesh = mesh
+        self.options = TrackerOptions(
+            max_faces=max_faces, redetect_every=redetect_every, presence_threshold=presence_threshold,
+            check_size=check_size, still_size=still_size,
+            smoothing=(smoothing_params or OneEuroParams()) if smoothing else None)
+        self._tracks: list[_Track] = []
+        self._since_detect = 0
+        self._frame_no = 0
+        self.detections = 0  # detector runs while tracking (for tests and stats)
+
+    @classmethod
+    def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto",
+             threads: int = 1, det_size: int | None = None, max_faces: int = 1,
+             **options: Any) -> FaceAnalyzer:
+        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer."""
+        detector = ScrfdDetector(open_engine(model_path("scrfd", root=root), backend=backend,
+                                             device=device, threads=threads),
+                                 input_size=det_size or DEFAULT_INPUT_SIZE)
+        mesh = FaceMesh(open_engine(model_path("face_mesh", root=root), backend=backend, device=device,
+                                    threads=threads))
+        return cls(detector=detector, mesh=mesh, max_faces=max_faces, **options)
+
+    # ------------------------------------------------------------ photos
+
+    def analyze_still(self, image: np.ndarray, *, max_faces: int | None = None) -> list[Face]:
+        """Every face in a photo (up to ``max_faces``), largest first, with landmarks.
+
+        Detects at ``still_size``; the mesh runs twice per face, the second time on the crop its first
+        landmarks give, which fits the model's training crops better than the detector box does.
+        """
+        faces = self.detector.detect(image, size=max(self.options.still_size, self.detector.options.input_size))
+        result = []
+        for face in faces[:max_faces]:
+            points, presence = self.mesh.landmarks(image, crop_from_detection(face.box, face.keypoints))
+            points, presence = self.mesh.landmarks(image, crop_from_landmarks(points))
+            result.append(replace(face, landmarks=points, presence=presence))
+        return result
+
+    # ------------------------------------------------------------ video
+
+    def reset(self) -> None:
+        """Forget every track (e.g. after a scene cut or a new input)."""
+        self._tracks = []
+        self._since_detect = 0
+
+    def track(self, image: np.ndarray, frame: Frame | None = None, *,
+              timestamp_s: float | None = None) -> list[Face]:
+        """Faces in one video frame, largest first, with smoothed landmarks.
+
+        Times ``detect`` and ``landmarks`` on ``frame`` when given. The smoothing clock is
+        ``timestamp_s`` if given (e.g. a video's presentation time when rendering offline), else the
+        frame's capture time, else now.
+        """
+        if timestamp_s is None:
+            timestamp_s = (frame.t_capture if frame is not None else time.monotonic_ns()) / 1e9
+        opts = self.options
+        self._frame_no += 1
+        self._since_detect += 1
+        periodic = self._since_detect >= opts.redetect_every
+        full = len(self._tracks) >= opts.max_faces
+        detected = False
+        if not self._tracks or (periodic and not full):
+            self._detect(image, frame, size=None)
+            detected = True
+        before = len(self._tracks)
+        self._follow(image, frame)
+        lost = len(self._tracks) < before
+        if lost and not detected:
+            # A face was lost on this frame: look again now rather than output a frame without it.
+            self._detect(image, frame, size=None)
+            self._follow(image, frame)
+        elif periodic and full and not detected and self._tracks:
+            # Every slot holds a healthy track: only a bigger face entering could take one, and the
+            # small input sees a big face, for a fraction of the cost.
+            self._detect(image, frame, size=opts.check_size)
+            self._follow(image, frame)
+        return self._faces(timestamp_s)
+
+    def _detect(self, image: np.ndarray, frame: Frame | None, *, size: int | None) -> None:
+        """Run the detector; open a track (crop from the box) for each face not tracked yet that could
+        win a slot: any while slots are free, else only one bigger than the smallest tracked face."""
+        with _stage(frame, "detect"):
+            found = self.detector.detect(image, size=size)
+        self._since_detect = 0
+        self.detections += 1
+        free = self.options.max_faces - len(self._tracks)
+        smallest = min((t.crop.size for t in self._tracks), default=0.0)
+        for face in found:  # largest first
+            crop = crop_from_detection(face.box, face.keypoints)
+            if any(iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU for t in self._tracks):
+                continue  # already tracked
+            if free <= 0 and crop.size <= smallest:
+                break
+            free -= 1
+            self._tracks.append(_Track(crop=crop, score=face.score,
+                                       smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
+
+    def _follow(self, image: np.ndarray, frame: Frame | None) -> None:
+        """Run the mesh on each track not yet seen in this frame (crop from the previous frame's
+        landmarks, or from the detector box for a new track); drop lost and duplicate tracks and keep
+        the ``max_faces`` largest."""
+        kept: list[_Track] = []
+        with _stage(frame, "landmarks"):
+            for track in self._tracks:
+                if track.seen != self._frame_no:
+                    self._run_mesh(image, track)
+                if track.presence < self.options.presence_threshold:
+                    continue
+                box = box_from_landmarks(track.points)
+                if any(iou(box, box_from_landmarks(other.points)[None])[0] > DUPLICATE_IOU for other in kept):
+                    continue  # two tracks on one face: keep the older
+                track.crop = crop_from_landmarks(track.points)
+                kept.append(track)
+        if len(kept) > self.options.max_faces:
+            biggest = sorted(kept, key=lambda t: t.crop.size, reverse=True)[: self.options.max_faces]
+            kept = [t for t in kept if any(t is b for b in biggest)]
+        self._tracks = kept
+
+    def _run_mesh(self, image: np.ndarray, track: _Track) -> None:
+        track.points, track.presence = self.mesh.landmarks(image, track.crop)
+        if track.seen < 0 and track.presence >= self.options.presence_threshold:
+            # A new track's crop comes from the detector box, which the mesh was not trained on: a
+            # second pass on the landmark crop saves several frames of settling.
+            track.points, track.presence = self.mesh.landmarks(image, crop_from_landmarks(track.points))
+        track.seen = self._frame_no
+
+    def _faces(self, timestamp_s: float) -> list[Face]:
+        faces = []
+        for track in self._tracks:
+            points = track.points
+            if self.options.smoothing is not None:
+                scale = float(np.ptp(points[:, 0]))
+                points = track.smoother(points, timestamp_s, scale=scale)
+            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints_from_landmarks(points),
+                              score=track.score, landmarks=points, presence=track.presence))
+        faces.sort(key=lambda face: face.area, reverse=True)
+        return faces
+
+
+@contextmanager
+def _stage(frame: Frame | None, name: str) -> Iterator[None]:
+    """Time a block as ``name`` on ``frame``, adding to the time already recorded for it this frame."""
+    if frame is None:
+        yield
+        return
+    start = time.monotonic_ns()
+    try:
+        yield
+    finally:
+        took = time.monotonic_ns() - start
+        previous = frame.stages.get(name)
+        first = previous[0] if previous else start
+        spent = (previous[1] - previous[0]) if previous else 0
+        frame.stages[name] = (first, first + spent + took)

@@ -1,0 +1,317 @@
+"""The ``mesh`` swapper: the source face warped piecewise-affinely onto the target's face mesh.
+
+No neural generator: the source photo's pixels are moved triangle by triangle
+(468-point mesh, Delaunay triangles) to where the target's landmarks are,
+recoloured to the target's skin tone and blended in with a feathered mask.
+
+Speed: instead of one ``warpAffine`` per triangle, triangle ids are rasterised
+once per frame on a coarse grid (nearest triangles drawn last, so a turned
+head folds correctly), each grid point gets its triangle's affine map, the
+coarse map is upsampled (a piecewise-affine map is continuous, so bilinear
+upsampling is accurate) and one ``cv2.remap`` does the warp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realtime import blend
+from realtime.faces import mesh_topology as topo
+from realtime.faces.types import Face
+from realtime.frame import Frame
+
+GRID_PX = 64  # the coarse map has about this many points across the face
+MIN_FACE_PX = 12  # smaller faces are left alone
+SOURCE_MARGIN = 0.15  # of the face size, kept around the source face crop
+
+
+@dataclass(frozen=True)
+class MeshSwapOptions:
+    """Tuning of the mesh swap; sizes are fractions of the target face size."""
+
+    keep_mouth: bool = True
+    keep_eyes: bool = False
+    erode: float = 0.04
+    feather: float = 0.04
+    hole_feather: float = 0.02
+    color_match: bool = True
+
+
+@dataclass(frozen=True)
+class SwapPatch:
+    """A swapped face-sized region: paste ``image`` at (x, y) with ``alpha`` (uint8)."""
+
+    x: int
+    y: int
+    image: np.ndarray
+    alpha: np.ndarray
+
+    def paste(self, target: np.ndarray) -> None:
+        """Blend into ``target`` in place; pixels where alpha is 0 keep their bytes."""
+        h, w = self.alpha.shape
+        blend.composite(target[self.y : self.y + h, self.x : self.x + w], self.image, self.alpha)
+
+
+@dataclass(frozen=True)
+class PreparedSource:
+    """The source face, computed once: 8-bit Lab crop, its landmarks and the triangles."""
+
+    lab: np.ndarray
+    points: np.ndarray  # 468×2 float32 in crop pixels
+    triangles: np.ndarray  # T×3 int32
+
+
+def prepare_source(image: np.ndarray, face: Face) -> PreparedSource:
+    """Crop the source face with a margin, convert it to Lab and triangulate its mesh."""
+    if face.landmarks is None or face.landmarks.shape[0] != topo.NUM_POINTS:
+        raise ValueError("the mesh swapper needs a source face with 468 landmarks")
+    points = face.landmarks[:, :2].astype(np.float32)
+    x0, y0, x1, y1 = _padded_rect(points, SOURCE_MARGIN, image.shape[1], image.shape[0])
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    local = points - np.array([x0, y0], np.float32)
+    return PreparedSource(
+        lab=cv2.cvtColor(crop, cv2.COLOR_BGR2Lab), points=local, triangles=topo.triangulate(local)
+    )
+
+
+class MeshSwapper:
+    """Piecewise-affine landmark warp with colour matching and a feathered blend."""
+
+    name = "mesh"
+
+    def __init__(self, *, options: MeshSwapOptions | None = None) -> None:
+        self.options = options or MeshSwapOptions()
+        self.source: PreparedSource | None = None
+
+    def prepare(self, source_image: np.ndarray, source_face: Face) -> None:
+        """Compute the source face's crop, landmarks and triangulation (once per photo)."""
+        self.source = prepare_source(source_image, source_face)
+
+    def swap(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> None:
+        """Swap the source face onto ``face`` in ``image`` (in place, face-sized region only)."""
+        patch = self.render(image, face, frame)
+        if patch is not None:
+            with _stage(frame, "blend"):
+                patch.paste(image)
+
+    def render(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> SwapPatch | None:
+        """The swapped region for ``face`` without touching ``image``; None if the face is unusable."""
+        if self.source is None:
+            raise RuntimeError("MeshSwapper.prepare() must be called before swap()")
+        if face.landmarks is None or face.landmarks.shape[0] != topo.NUM_POINTS:
+            raise ValueError("the mesh swapper needs target faces with 468 landmarks")
+        points = face.landmarks[:, :2].astype(np.float32)
+        face_px = _face_size(points)
+        if face_px < MIN_FACE_PX:
+            return None
+        opts = self.options
+        margin = 2.0 / face_px  # a couple of pixels: the mask never reaches the hull border
+        x0, y0, x1, y1 = _padded_rect(points, margin, image.shape[1], image.shape[0])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        local = points - np.array([x0, y0], np.float32)
+        target = image[y0:y1, x0:x1]
+        grid = Grid.over((y1 - y0, x1 - x0), face_px)
+        with _stage(frame, "warp"):
+            warped_lab = warp_source(self.source, local, face.landmarks[:, 2], grid)
+        with _stage(frame, "blend"):
+            alpha = face_mask(local, grid, face_px, opts)
+            if opts.color_match:
+                sample = max(1, round(grid.scale[0]))
+                swapped = blend.match_colors(warped_lab, target, alpha, sample_step=sample)
+            else:
+                swapped = cv2.cvtColor(warped_lab, cv2.COLOR_Lab2BGR)
+        return SwapPatch(x=x0, y=y0, image=swapped, alpha=alpha)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A coarse grid over a region: point (i, j) sits at region pixel ((j+½)·sx − ½, (i+½)·sy − ½),
+    the convention ``cv2.resize`` uses, so coarse maps and masks upsample in place."""
+
+    width: int
+    height: int
+    cols: int
+    rows: int
+
+    @classmethod
+    def over(cls, shape: tuple[int, int], face_px: float) -> Grid:
+        """A grid with about GRID_PX points across a face of ``face_px`` pixels."""
+        height, width = int(shape[0]), int(shape[1])
+        step = max(1, round(face_px / GRID_PX))
+        return cls(width=width, height=height, cols=-(-width // step), rows=-(-height // step))
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Region pixels per grid point along x and y."""
+        return self.width / self.cols, self.height / self.rows
+
+    def to_grid(self, points: np.ndarray) -> np.ndarray:
+        """Region pixel coordinates → grid coordinates."""
+        return (points + 0.5) / np.array(self.scale, np.float32) - 0.5
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Region coordinates of the grid points: a 1×cols row of x and a rows×1 column of y."""
+        sx, sy = (np.float32(v) for v in self.scale)
+        xs = (np.arange(self.cols, dtype=np.float32) + np.float32(0.5)) * sx - np.float32(0.5)
+        ys = (np.arange(self.rows, dtype=np.float32) + np.float32(0.5)) * sy - np.float32(0.5)
+        return xs[None, :], ys[:, None]
+
+    def upsample(self, coarse: np.ndarray) -> np.ndarray:
+        """Bilinear upsampling of a rows×cols array to the region size."""
+        if coarse.shape[:2] == (self.height, self.width):
+            return coarse
+        return cv2.resize(coarse, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+
+
+def face_mask(points: np.ndarray, grid: Grid, face_px: float, opts: MeshSwapOptions) -> np.ndarray:
+    """Feathered alpha of the face oval with the mouth (and optionally eye) openings cut out.
+
+    The soft oval is built on the coarse grid (erode and blur are cheap there, and it is
+    smooth anyway); the openings are cut at full resolution so their inside is exactly 0.
+    """
+    step = grid.scale[0]
+    oval = blend.feathered_mask(
+        (grid.rows, grid.cols),
+        grid.to_grid(topo.contour(points, topo.FACE_OVAL)),
+        erode_px=opts.erode * face_px / step,
+        blur_px=opts.feather * face_px / step,
+    )
+    alpha = np.ascontiguousarray(grid.upsample(oval))
+    holes: list[tuple[int, ...]] = []
+    if opts.keep_mouth:
+        holes.append(topo.LIPS_INNER)
+    if opts.keep_eyes:
+        holes += [topo.LEFT_EYE, topo.RIGHT_EYE]
+    for indices in holes:
+        blend.cut_hole(alpha, topo.contour(points, indices), feather_px=opts.hole_feather * face_px)
+    return alpha
+
+
+def warp_source(source: PreparedSource, points: np.ndarray, depth: np.ndarray, grid: Grid) -> np.ndarray:
+    """The source Lab crop warped onto ``points`` (468×2, region pixels) over the grid's region."""
+    map_x, map_y = dense_map(source.points, points, depth, source.triangles, grid)
+    return cv2.remap(source.lab, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def dense_map(
+    src: np.ndarray, dst: np.ndarray, depth: np.ndarray, triangles: np.ndarray, grid: Grid
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel source coordinates (map_x, map_y) for the grid's region.
+
+    Inside the mesh each pixel follows its triangle's affine map; outside, a
+    least-squares affine map of all points, so the map is defined everywhere.
+    """
+    affines = np.concatenate([global_affine(dst, src)[None], triangle_affines(dst, src, triangles)])
+    ids = rasterise_ids(grid.to_grid(dst), depth, triangles, (grid.rows, grid.cols), valid=affines[1:, 2, 0] > 0)
+    xs, ys = grid.centres()
+    a = affines[ids].astype(np.float32)
+    map_x = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
+    map_y = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
+    return grid.upsample(map_x), grid.upsample(map_y)
+
+
+def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """T×3×3 affine maps dst → src, one per triangle (rows 0–1: the map; row 2: [valid, 0, 1]).
+
+    Closed form per triangle: with edges E = [d1 − d0, d2 − d0] and F = [s1 − s0, s2 − s0],
+    the linear part is F·E⁻¹ and the offset s0 − F·E⁻¹·d0. A degenerate destination
+    triangle (zero area, e.g. a closed mouth seen edge-on) gets valid = 0 and is not drawn.
+    """
+    d = dst[triangles].astype(np.float64)  # T×3×2
+    s = src[triangles].astype(np.float64)
+    e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]
+    f1, f2 = s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    valid = np.abs(det) > 1e-6
+    inv_det = np.where(valid, 1.0 / np.where(valid, det, 1.0), 0.0)
+    # E⁻¹ = [[e2y, −e2x], [−e1y, e1x]] / det
+    out = np.zeros((len(triangles), 3, 3))
+    for row in range(2):
+        out[:, row, 0] = (f1[:, row] * e2[:, 1] - f2[:, row] * e1[:, 1]) * inv_det
+        out[:, row, 1] = (f2[:, row] * e1[:, 0] - f1[:, row] * e2[:, 0]) * inv_det
+        out[:, row, 2] = s[:, 0, row] - out[:, row, 0] * d[:, 0, 0] - out[:, row, 1] * d[:, 0, 1]
+    out[:, 2, 0] = valid
+    out[:, 2, 2] = 1.0
+    return out
+
+
+def global_affine(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """3×3 least-squares affine map dst → src over all points."""
+    design = np.concatenate([dst.astype(np.float64), np.ones((len(dst), 1))], axis=1)
+    solution, *_ = np.linalg.lstsq(design, src.astype(np.float64), rcond=None)
+    out = np.eye(3)
+    out[:2] = solution.T
+    return out
+
+
+def rasterise_ids(
+    points: np.ndarray, depth: np.ndarray, triangles: np.ndarray, shape: tuple[int, int], *, valid: np.ndarray
+) -> np.ndarray:
+    """Grid (``shape`` rows×cols) of triangle index + 1 at each grid point, 0 outside the mesh.
+
+    ``points`` are in grid coordinates (grid point (i, j) at x = j, y = i). Vectorised:
+    every (triangle, grid point in its bounding box) pair is tested with edge functions;
+    where triangles overlap (a turned head folds the mesh) the nearest one wins.
+    """
+    rows, cols = shape
+    corners = points[triangles].astype(np.float32)  # T×3×2
+    p0, p1, p2 = corners[:, 0], corners[:, 1], corners[:, 2]
+    lo = np.maximum(np.ceil(np.minimum(np.minimum(p0, p1), p2)), 0).astype(np.int64)
+    hi = np.minimum(np.floor(np.maximum(np.maximum(p0, p1), p2)), [cols - 1, rows - 1]).astype(np.int64)
+    span = hi - lo + 1
+    tri = np.flatnonzero(valid & (span > 0).all(axis=1))
+    # One entry per (triangle, grid point of its box), built without a Python loop.
+    counts = span[tri, 0] * span[tri, 1]
+    owner = np.repeat(tri, counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    box_w = span[owner, 0]
+    x = (lo[owner, 0] + offset % box_w).astype(np.float32)
+    y = (lo[owner, 1] + offset // box_w).astype(np.float32)
+    a, b, c = p0[owner], p1[owner], p2[owner]
+    w0 = (c[:, 0] - b[:, 0]) * (y - b[:, 1]) - (c[:, 1] - b[:, 1]) * (x - b[:, 0])
+    w1 = (a[:, 0] - c[:, 0]) * (y - c[:, 1]) - (a[:, 1] - c[:, 1]) * (x - c[:, 0])
+    w2 = (b[:, 0] - a[:, 0]) * (y - a[:, 1]) - (b[:, 1] - a[:, 1]) * (x - a[:, 0])
+    inside = ((w0 >= 0) & (w1 >= 0) & (w2 >= 0)) | ((w0 <= 0) & (w1 <= 0) & (w2 <= 0))
+    cell = (y[inside].astype(np.int64) * cols + x[inside].astype(np.int64))
+    # Mesh depth: smaller z is nearer the camera; rank 0 is the farthest triangle.
+    far_to_near = np.argsort(-depth[triangles].mean(axis=1), kind="stable")
+    rank = np.empty(len(triangles), np.int64)
+    rank[far_to_near] = np.arange(len(triangles))
+    nearest = np.full(rows * cols, -1, np.int64)
+    np.maximum.at(nearest, cell, rank[owner[inside]])
+    ids = np.where(nearest >= 0, far_to_near[np.maximum(nearest, 0)] + 1, 0)
+    return ids.reshape(rows, cols).astype(np.int32)
+
+
+def _face_size(points: np.ndarray) -> float:
+    """Geometric mean of the landmark bounding box's sides, in pixels."""
+    span = points.max(axis=0) - points.min(axis=0)
+    return float(np.sqrt(max(span[0], 0.0) * max(span[1], 0.0)))
+
+
+def _padded_rect(points: np.ndarray, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer bounding rect of ``points`` grown by ``margin`` × face size, clipped to the image."""
+    pad = margin * _face_size(points)
+    lo = np.floor(points.min(axis=0) - pad).astype(int)
+    hi = np.ceil(points.max(axis=0) + pad).astype(int) + 1
+    return max(0, lo[0]), max(0, lo[1]), min(width, hi[0]), min(height, hi[1])
+
+
+@contextmanager
+def _stage(frame: Frame | None, name: str) -> Iterator[None]:
+    """Time a sub-stage on ``frame``; with several faces the times add up."""
+    if frame is None:
+        yield
+        return
+    previous = frame.stages.get(name)
+    with frame.stage(name):
+        yield
+    if previous is not None:
+        start, end = frame.stages[name]
+        frame.stages[name] = (previous[0], previous[0] + (previous[1] - previous[0]) + (end - start))
