@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -20,6 +19,10 @@ log = logging.getLogger(__name__)
 JOIN_S = 2.0
 
 
+LINUX_REMEDY = ("sudo apt install v4l2loopback-dkms && sudo modprobe v4l2loopback devices=1 video_nr=10 "
+                "exclusive_caps=1 card_label=swapcam, then use --loopback /dev/video10")
+
+
 def device_path(device: str) -> str:
     """'2' → '/dev/video2' on Linux; anything else unchanged."""
     if sys.platform.startswith("linux") and device.isdigit():
@@ -27,11 +30,32 @@ def device_path(device: str) -> str:
     return device
 
 
-def check_device(device: str) -> None:
-    """Raise E10 when there is no virtual camera device to write to and read back."""
+def resolve_device(device: str) -> str:
+    """The virtual camera to write to and read back ('auto': the first v4l2loopback device).
+
+    Raises E10 with the setup remedy when there is none, so the hop is reported
+    as skipped with the reason instead of failing the benchmark.
+    """
+    from realtime.sinks.virtualcam import setup_remedy
+
+    if not sys.platform.startswith("linux"):
+        if device == "auto" or not device.isdigit():
+            raise OutputError("E10", f"--loopback {device}: give the virtual camera's capture index, e.g. 1",
+                              remedy=setup_remedy())
+        return device
+    from realtime.v4l2 import loopback_devices
+
+    found = [d.path for d in loopback_devices()]
+    if not found:
+        raise OutputError("E10", "no v4l2loopback device, so the virtual-camera hop cannot be measured",
+                          remedy=LINUX_REMEDY)
+    if device == "auto":
+        return found[0]
     path = device_path(device)
-    if sys.platform.startswith("linux") and not os.path.exists(path):
-        raise OutputError("E10", f"{path} does not exist, so the virtual-camera hop cannot be measured")
+    if path not in found:
+        raise OutputError("E10", f"{path} is not a v4l2loopback device (found: {', '.join(found)})",
+                          remedy=f"use --loopback {found[0]}")
+    return path
 
 
 class LoopbackReader:
@@ -39,8 +63,10 @@ class LoopbackReader:
 
     def __init__(self, device: str) -> None:
         self.device = device
-        target: int | str = int(device) if device.isdigit() else device_path(device)
-        self._capture = cv2.VideoCapture(target)
+        if device.isdigit():
+            self._capture = cv2.VideoCapture(int(device))
+        else:
+            self._capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
         if not self._capture.isOpened():
             raise OutputError("E10", f"{device} cannot be opened for reading back")
         # Keep the driver's queue short so the hop measured is the hop a video-call app sees.

@@ -45,6 +45,7 @@ def build_report(
     settings: BenchSettings,
     options: dict[str, Any],
     loopback_error: SwapcamError | None = None,
+    loopback_device: str | None = None,
     machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything measured, in the shape ``schema.SCHEMA`` documents."""
@@ -52,7 +53,7 @@ def build_report(
     loopback = None
     if settings.loopback is not None:
         loopback = {
-            "device": settings.loopback,
+            "device": loopback_device or settings.loopback,
             "status": "skipped" if loopback_error else "ok",
             "reason": loopback_error.message() if loopback_error else None,
         }
@@ -209,6 +210,9 @@ def stage_table(configs: list[dict[str, Any]]) -> str:
     names: list[str] = []
     for c in configs:
         names += [n for n in c["stages_ms"] if n not in names]
+    first, last = ("queue_in", "infer"), ("queue_out", "output")
+    names = ([n for n in first if n in names] + [n for n in names if n not in (*first, *last)]
+             + [n for n in last if n in names])
     rows = []
     for c in configs:
         stages = c["stages_ms"]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from realtime.bench.loopback import HopSamples, LoopbackReader, check_device
+from realtime.bench.loopback import HopSamples, LoopbackReader, resolve_device
 from realtime.bench.overrides import Plan
 from realtime.bench.stamps import StampCheck, StampedSource, StampProbe, check_stamps, disagreements, stamp_latencies
 from realtime.config import PipelineConfig, SourceConfig
@@ -29,7 +29,7 @@ from realtime.frame import Frame
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
 from realtime.sinks.base import Sink
-from realtime.sinks.factory import SinkSpec, open_sink, parse_sink
+from realtime.sinks.factory import open_sink, parse_sink
 from realtime.sources.base import Source
 from realtime.sources.factory import open_source
 from realtime.stats import Stats, summarize_ms
@@ -146,6 +146,28 @@ class ResourceSampler:
 
 
 @dataclass
+class Rate:
+    """Frames per second while frames flowed: intervals between the first and last event of each round.
+
+    Start-up and the final drain (an unbounded queue can take long to empty)
+    are left out, so fps in and out are comparable across round lengths.
+    """
+
+    intervals: int = 0
+    span_ns: int = 0
+
+    def add(self, times_ns: list[int]) -> None:
+        """Add one round's event times."""
+        if len(times_ns) >= 2:
+            self.intervals += len(times_ns) - 1
+            self.span_ns += max(times_ns) - min(times_ns)
+
+    def fps(self) -> float:
+        """Events per second (0 when fewer than two events were seen)."""
+        return self.intervals / (self.span_ns / 1e9) if self.span_ns > 0 else 0.0
+
+
+@dataclass
 class RoundData:
     """What one measured pipeline run produced."""
 
@@ -180,6 +202,8 @@ class ConfigRun:
     splits: list[dict[str, float]] = field(default_factory=list)
     output_stage_ms: list[float] = field(default_factory=list)
     resources: ResourceSampler = field(default_factory=ResourceSampler)
+    rate_in: Rate = field(default_factory=lambda: Rate())
+    rate_out: Rate = field(default_factory=lambda: Rate())
     hops: HopSamples | None = None
 
     @property
@@ -198,6 +222,8 @@ class ConfigRun:
             "source": stats.source_errors,
         })
         self.drops.update(stats.drops())
+        self.rate_in.add(list(data.source.captured_ns.values()))
+        self.rate_out.add(list(stats.output_times_ns))
         self.latency_ms.extend(stats.latencies_ms)
         self.latency_t_s += [(t - t0_ns) / 1e9 for t in stats.output_times_ns]
         probe_seen = data.probe.seen
@@ -247,12 +273,12 @@ class ConfigRun:
         return entry | self._measurements()
 
     def _measurements(self) -> dict[str, Any]:
-        c, elapsed = self.counters, max(self.elapsed_s, 1e-9)
+        c = self.counters
         dropped, check = sum(self.drops.values()), self.stamp_check
         found = disagreements(check, dropped=dropped, resent=c["resent"], output=c["output"])
         return {
             "frames": {k: c[k] for k in ("captured", "processed", "output", "resent")},
-            "fps": {"in": c["captured"] / elapsed, "out": c["output"] / elapsed},
+            "fps": {"in": self.rate_in.fps(), "out": self.rate_out.fps()},
             "drops": dict(self.drops) | {"total": dropped},
             "errors": {k: c[k] for k in ("processor", "sink", "source")},
             "latency_ms": {"frame": summarize_ms(self.latency_ms), "stamp": summarize_ms(self.stamp_ms)},
@@ -294,6 +320,7 @@ class Bench:
         self.setup = setup
         self.progress = progress or log.info
         self.loopback_error: SwapcamError | None = None
+        self.loopback_device: str | None = None  # the resolved --loopback device
         self.t0_ns = time.monotonic_ns()
 
     def run(self) -> list[ConfigRun]:
@@ -339,7 +366,7 @@ class Bench:
         if self.settings.loopback is None:
             return
         try:
-            check_device(self.settings.loopback)
+            self.loopback_device = resolve_device(self.settings.loopback)
         except SwapcamError as exc:
             self.loopback_error = exc
             self.progress(f"loopback skipped: {exc.message()}")
@@ -402,9 +429,11 @@ class Bench:
     def _open_sinks(self, config: PipelineConfig, source: Source, probe: StampProbe) -> list[Sink]:
         """The user's --output sinks, then the probe, then the loopback virtual camera (if any)."""
         specs = [parse_sink(text) for text in config.sink_specs]
-        loopback = SinkSpec("virtualcam", self.settings.loopback or "")
-        if self.settings.loopback is not None and self.loopback_error is None and loopback not in specs:
-            specs.append(loopback)
+        loopback = None
+        if self.loopback_device is not None and self.loopback_error is None:
+            loopback = parse_sink(f"virtualcam:{self.loopback_device}")
+            if loopback not in specs:
+                specs.append(loopback)
         sinks: list[Sink] = []
         try:
             for spec in specs:
@@ -421,10 +450,10 @@ class Bench:
 
     def _open_reader(self) -> LoopbackReader | None:
         """Start reading the virtual camera back; on failure the loopback is skipped, not the run."""
-        if self.settings.loopback is None or self.loopback_error is not None:
+        if self.loopback_device is None or self.loopback_error is not None:
             return None
         try:
-            reader = LoopbackReader(self.settings.loopback)
+            reader = LoopbackReader(self.loopback_device)
         except SwapcamError as exc:
             self.loopback_error = exc
             self.progress(f"loopback skipped: {exc.message()}")

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from realtime.bench.overrides import Axis, option_dests, parse_axis, parse_sweep, plan_configs
+from realtime.bench.overrides import Axis, Plan, option_dests, parse_axis, parse_sweep, plan_configs
 from realtime.bench.report import build_report, format_report
 from realtime.bench.runner import Bench, BenchSettings, Hooks, Setup
 from realtime.bench.schema import write_report
 from realtime.chaos import ChaosProcessor, ChaosSource, parse_chaos
 from realtime.commands.options import add_pipeline_options, add_source_options, pipeline_config, source_config
-from realtime.commands.processing import add_processing_options, build_processor
+from realtime.commands.processing import add_face_options, add_processing_options, build_processor
 from realtime.config import PipelineConfig
 from realtime.errors import OutputError, UsageError
 from realtime.processors import Processor
@@ -38,7 +38,7 @@ examples:
   swapcam bench --image me.jpg --face you.jpg --compare swapper=none,mesh
   swapcam bench --compare backend=onnxruntime,tensorrt   (tensorrt is skipped, with the reason, without a GPU)
   swapcam bench --sweep size=640x480,1280x720,1920x1080
-  swapcam bench --loopback /dev/video10   (reads the virtual camera back; skipped without one)
+  swapcam bench --loopback /dev/video10   (reads the virtual camera back; skipped, with the reason, without one)
 """
 
 
@@ -72,8 +72,9 @@ def add_parser(sub: Any) -> None:
                        "size=640x480,1280x720,1920x1080")
     group.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON (docs/bench_schema.json)")
     group.add_argument("--plot", type=Path, metavar="PATH", help="draw latency over time, CDF and stages as PNG")
-    group.add_argument("--loopback", metavar="DEVICE",
-                       help="also output to this virtual camera and read it back to time the hop")
+    group.add_argument("--loopback", nargs="?", const="auto", metavar="DEVICE",
+                       help="also output to a virtual camera (default: the first v4l2loopback device) and read "
+                            "it back as a capture device, to time the virtual-camera hop")
     parser.set_defaults(handler=handle)
 
 
@@ -99,6 +100,18 @@ def chaos_hooks(args: argparse.Namespace) -> Hooks:
         def wrap_processor(processor: Processor) -> Processor:
             return ChaosProcessor(processor, rate=chaos.processor_fail_rate, seed=chaos.seed)
     return Hooks(wrap_source=wrap_source, wrap_processor=wrap_processor)
+
+
+def check_face_overrides(plans: list[Plan]) -> None:
+    """E01 when --compare changes the face swap but no --face was given: every configuration would be
+    the same passthrough, and the comparison would mislead."""
+    face_dests = option_dests(add_face_options)
+    for plan in plans:
+        args = plan.args
+        changed = [k for k, v in plan.overrides.items() if k.replace("-", "_") in face_dests and v != "none"]
+        if changed and not args.face and args.processor in ("auto", "face"):
+            raise UsageError("E01", f"--compare {changed[0]}={plan.overrides[changed[0]]} without --face",
+                             remedy="add --face PHOTO, and a source that shows a face (e.g. --image PHOTO)")
 
 
 def _check_writable(path: Path | None) -> None:
@@ -127,14 +140,16 @@ def handle(args: argparse.Namespace) -> int:
     axes = _axes(args)
     settings = BenchSettings(
         duration_s=args.duration or DEFAULT_DURATION_S, warmup_s=args.warmup,
-        rounds=args.rounds or (COMPARE_ROUNDS if axes else 1), loopback=args.loopback,
+        rounds=args.rounds if args.rounds is not None else (COMPARE_ROUNDS if axes else 1), loopback=args.loopback,
     )
     plans = plan_configs(args, axes, add_config_options, default_label="default")
+    check_face_overrides(plans)
     setup = Setup(source_config=source_config, pipeline_config=bench_pipeline_config,
                   build_processor=build_processor, processor_key=processing_key, hooks=chaos_hooks)
     bench = Bench(plans=plans, settings=settings, setup=setup)
     runs = bench.run()
-    report = build_report(runs, settings=settings, options=vars(args), loopback_error=bench.loopback_error)
+    report = build_report(runs, settings=settings, options=vars(args), loopback_error=bench.loopback_error,
+                          loopback_device=bench.loopback_device)
     print(format_report(report), file=sys.stdout)
     if json_path is not None:
         write_report(json_path, report)
