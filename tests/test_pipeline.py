@@ -113,18 +113,19 @@ def test_a_processor_error_passes_that_frame_through_and_is_counted() -> None:
 
 
 def test_output_resends_only_when_no_frame_arrived_within_an_interval() -> None:
-    """20 fps with a 400 ms hole: the hole is filled with re-sends, the steady part is not."""
+    """10 fps with a 600 ms hole: the hole is filled with re-sends, the steady part is not."""
     sink = RecordingSink()
-    source = ScriptedSource(count=30, fps=20, pause_after=15, pause_s=0.4)
+    source = ScriptedSource(count=20, fps=10, pause_after=10, pause_s=0.6)
     pipeline = Pipeline(source=source, processor=Passthrough(), sinks=[sink], config=PipelineConfig())
     pipeline.run()
     seqs = [seq for seq, _ in sink.writes]
     repeats = [seqs[i] for i in range(1, len(seqs)) if seqs[i] == seqs[i - 1]]
-    in_hole = [seq for seq in repeats if seq == 14]
-    assert 3 <= len(in_hole) <= 8, seqs  # 400 ms / (1.2 × 50 ms) ≈ 6 re-sends of the last frame
-    assert len(repeats) - len(in_hole) <= 1, seqs  # steady flow: (almost) never a re-send
+    in_hole = [seq for seq in repeats if seq == 9]
+    assert 3 <= len(in_hole) <= 7, seqs  # 600 ms / (1.2 × 100 ms) ≈ 5 re-sends of the last frame
+    # Steady flow: a re-send only if scheduling jitter on a loaded machine exceeded 20 ms.
+    assert len(repeats) - len(in_hole) <= 2, seqs
     assert pipeline.summary()["frames"]["resent"] == len(repeats)
-    assert sorted(set(seqs)) == list(range(30))
+    assert sorted(set(seqs)) == list(range(20))
 
 
 def test_sync_delay_holds_each_frame_until_its_time_without_drops() -> None:
