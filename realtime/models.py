@@ -177,15 +177,17 @@ def list_status(root: Path | None = None) -> list[ModelStatus]:
 # ---------------------------------------------------------------- fetching
 
 
-def fetch(root: Path, *, samples: bool = True, progress: Callable[[str], None] = print) -> list[str]:
+def fetch(root: Path, *, samples: bool = True, progress: Callable[[str], None] = print,
+          manifest: dict[str, Any] | None = None) -> list[str]:
     """Fetch, check and convert the models (and sample photos) into ``root``.
 
     Returns the names written; an empty list when everything was already there
     and valid (no download, no conversion). Raises ModelError E16 when a
-    download fails or does not match its pinned sha256.
+    download fails or does not match its pinned sha256. ``manifest``: a parsed
+    manifest to use instead of ``models/manifest.json`` (tests fetch a subset).
     """
     root.mkdir(parents=True, exist_ok=True)
-    manifest = load_manifest()
+    manifest = load_manifest() if manifest is None else manifest
     checksums = read_checksums(root)
     sections = ("models", "samples") if samples else ("models",)
     stale = [(name, entry) for section in sections for name, entry in manifest.get(section, {}).items()
