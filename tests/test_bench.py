@@ -295,3 +295,25 @@ def test_bench_accepts_every_run_option() -> None:
     bench_options = {o for a in sub["bench"]._actions for o in a.option_strings}
     assert run_options <= bench_options
     assert isinstance(sub["bench"], argparse.ArgumentParser)
+
+
+def test_ctrl_c_reports_the_rounds_that_finished(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "bench.json"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from realtime.cli import main; main()", "bench", *SHORT, "--warmup", "0",
+         "--compare", "ring-size=1,2", "--duration", "20", "--rounds", "20", "--json", str(path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(4.0)  # interpreter start-up, then a few 1-s rounds
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 130, err
+    assert "INTERRUPTED" in out and "ring-size=1" in out
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["interrupted"] and report["configs"][0]["rounds"] >= 1
+    assert all(c["stamps"]["agree"] for c in report["configs"] if c["stamps"])

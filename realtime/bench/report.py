@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from realtime import __version__
@@ -46,6 +47,7 @@ def build_report(
     options: dict[str, Any],
     loopback_error: SwapcamError | None = None,
     loopback_device: str | None = None,
+    interrupted: bool = False,
     machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything measured, in the shape ``schema.SCHEMA`` documents."""
@@ -67,12 +69,26 @@ def build_report(
             "duration_s": settings.duration_s, "warmup_s": settings.warmup_s, "rounds": settings.rounds,
             "loopback": settings.loopback,
         },
-        "options": {k: v for k, v in sorted(options.items()) if isinstance(v, JSONABLE)},
+        "options": _plain_options(options),
+        "interrupted": interrupted,
         "configs": configs,
         "comparison": comparison(configs) if len(configs) > 1 else None,
         "sweep": sweep(configs) if any("size" in c["overrides"] for c in configs) else None,
         "loopback": loopback,
     }
+
+
+def _plain_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The command's options as JSON values: paths as text, other objects (the handler) left out."""
+    plain: dict[str, Any] = {}
+    for key, value in sorted(options.items()):
+        if isinstance(value, JSONABLE):
+            plain[key] = value
+        elif isinstance(value, Path):
+            plain[key] = str(value)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (*JSONABLE, Path)) for v in value):
+            plain[key] = [str(v) if isinstance(v, Path) else v for v in value]
+    return plain
 
 
 def _measured(config: dict[str, Any]) -> bool:
@@ -164,7 +180,7 @@ def format_report(report: dict[str, Any]) -> str:
     parts = [
         f"swapcam bench: {len(configs)} configuration(s), {settings['duration_s']:g} s each "
         f"({settings['rounds']} round(s), {settings['warmup_s']:g} s warm-up) on {machine['cpu_count']} CPU(s), "
-        f"load {_num(machine['loadavg_1m'], 2)}",
+        f"load {_num(machine['loadavg_1m'], 2)}" + (" — INTERRUPTED, partial results" if report["interrupted"] else ""),
         "",
         latency_table(configs),
     ]

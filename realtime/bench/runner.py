@@ -122,8 +122,14 @@ class ResourceSampler:
         self.gpu_mb: list[float] = []
 
     def prime(self) -> None:
-        """Start a CPU measurement interval (psutil measures between calls)."""
+        """Start a CPU measurement interval (psutil measures between calls) and a GPU peak interval."""
         self._process.cpu_percent(None)
+        torch = sys.modules.get("torch")
+        try:
+            if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.reset_peak_memory_stats()
+        except Exception:  # a broken CUDA install must not end the benchmark
+            pass
 
     def sample(self, _stats: object = None) -> None:
         """Record CPU % since the last call, RSS and GPU memory."""
@@ -321,6 +327,7 @@ class Bench:
         self.progress = progress or log.info
         self.loopback_error: SwapcamError | None = None
         self.loopback_device: str | None = None  # the resolved --loopback device
+        self.interrupted = False
         self.t0_ns = time.monotonic_ns()
 
     def run(self) -> list[ConfigRun]:
@@ -340,6 +347,10 @@ class Bench:
                 shift = index % len(runs)
                 for config_run in runs[shift:] + runs[:shift]:
                     self._attempt(config_run, f"round {index + 1}/{self.settings.rounds}", per_round, measure=True)
+        except KeyboardInterrupt:
+            # The interrupted run is discarded (its frames in flight would read as losses); report the rest.
+            self.interrupted = True
+            self.progress("interrupted: reporting the rounds that finished")
         finally:
             for processor in processors.values():
                 try:

@@ -149,7 +149,7 @@ def handle(args: argparse.Namespace) -> int:
     bench = Bench(plans=plans, settings=settings, setup=setup)
     runs = bench.run()
     report = build_report(runs, settings=settings, options=vars(args), loopback_error=bench.loopback_error,
-                          loopback_device=bench.loopback_device)
+                          loopback_device=bench.loopback_device, interrupted=bench.interrupted)
     print(format_report(report), file=sys.stdout)
     if json_path is not None:
         write_report(json_path, report)
@@ -157,6 +157,8 @@ def handle(args: argparse.Namespace) -> int:
         from realtime.bench.plot import plot_report
 
         plot_report(report, args.plot)
+    if bench.interrupted:
+        return 130
     measured = [run for run in runs if run.rounds]
     if not measured and runs[0].skipped is not None:
         return runs[0].skipped.exit_status
