@@ -9,7 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MAX_GAIN = 2.0  # cap on the std ratio so a flat source (e.g. greyscale) cannot blow up the contrast
+# Bounds on the std ratio: a flat source (e.g. greyscale) must not have its noise blown up, while a
+# flat target (a greyscale video) may take most of the colour out of a colour source.
+MAX_GAIN = 2.0
+MIN_GAIN = 0.25
 MIN_STD = 1.0
 
 
@@ -79,10 +82,10 @@ def transfer_lut(
 ) -> np.ndarray:
     """A 1×256×3 uint8 lookup table moving per-channel mean/std from source to destination.
 
-    value → (value − src_mean) · gain + dst_mean, with gain = dst_std / src_std capped to
-    [1/MAX_GAIN, MAX_GAIN]. Apply with ``cv2.LUT`` to an 8-bit Lab image.
+    value → (value − src_mean) · gain + dst_mean, with gain = dst_std / src_std kept within
+    [MIN_GAIN, MAX_GAIN]. Apply with ``cv2.LUT`` to an 8-bit Lab image.
     """
-    gain = np.clip(np.maximum(dst_std, MIN_STD) / np.maximum(src_std, MIN_STD), 1 / MAX_GAIN, MAX_GAIN)
+    gain = np.clip(np.maximum(dst_std, MIN_STD) / np.maximum(src_std, MIN_STD), MIN_GAIN, MAX_GAIN)
     levels = np.arange(256, dtype=np.float64)[:, None]
     table = (levels - src_mean[None, :]) * gain[None, :] + dst_mean[None, :]
     return np.clip(np.round(table), 0, 255).astype(np.uint8)[None]

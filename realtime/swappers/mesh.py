@@ -175,12 +175,13 @@ def face_mask(points: np.ndarray, grid: Grid, face_px: float, opts: MeshSwapOpti
     The soft oval is built on the coarse grid (erode and blur are cheap there, and it is
     smooth anyway); the openings are cut at full resolution so their inside is exactly 0.
     """
-    step = grid.scale[0]
+    step = max(grid.scale)
+    blur = opts.feather * face_px / step
+    # Kernel radii round by up to half a point and upsampling spreads one more: shrink by that much
+    # beyond the blur so the soft edge never crosses the oval.
+    erode = max(opts.erode * face_px / step, blur + 2.0)
     oval = blend.feathered_mask(
-        (grid.rows, grid.cols),
-        grid.to_grid(topo.contour(points, topo.FACE_OVAL)),
-        erode_px=opts.erode * face_px / step,
-        blur_px=opts.feather * face_px / step,
+        (grid.rows, grid.cols), grid.to_grid(topo.contour(points, topo.FACE_OVAL)), erode_px=erode, blur_px=blur
     )
     alpha = np.ascontiguousarray(grid.upsample(oval))
     holes: list[tuple[int, ...]] = []
