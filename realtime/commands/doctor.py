@@ -1,17 +1,346 @@
-"""``swapcam doctor``."""
+"""``swapcam doctor``: is this machine ready, and if not, what to do.
+
+One line per check: PASS, WARN (works, but slower or with something to fix)
+or FAIL (something swapcam needs is broken). Exit status 0 when nothing
+failed, 1 when any check failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import importlib.util
+import json
+import os
+import platform
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+from realtime.engines.probe import (
+    CUDA_PROVIDER,
+    Availability,
+    cuda_driver_version,
+    default_engines_dir,
+    probe_availability,
+)
+from realtime.engines.sidecar import mismatches
+from realtime.errors import SwapcamError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+SHM_MIN_MIB = 512  # Docker's default /dev/shm is 64 MiB: too small for torch's shared memory
+STATUSES = ("pass", "warn", "fail")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    status: str  # "pass", "warn" or "fail"
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        """``PASS  name          detail``."""
+        return f"{self.status.upper():4}  {self.name:<22} {self.detail}"
 
 
 def add_parser(sub: Any) -> None:
     """Register ``doctor``."""
-    parser = sub.add_parser("doctor", help="(not built yet)")
+    parser = sub.add_parser(
+        "doctor", help="check Python, ONNX Runtime, CUDA, GPU, TensorRT, models, engines, virtual cameras",
+        description="Check what swapcam needs on this machine. Each line is PASS, WARN or FAIL; "
+                    "exit status 0 when nothing failed, 1 when any check failed.")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NotImplementedError("doctor")
+    """Run every check, print the report, return 0 (all pass/warn) or 1 (any fail)."""
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        for check in checks:
+            print(check.line())
+        counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
+        print(f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+    return exit_status(checks)
+
+
+def exit_status(checks: list[Check]) -> int:
+    """1 if any check failed, else 0."""
+    return EXIT_FAILED if any(c.status == "fail" for c in checks) else EXIT_OK
+
+
+def run_checks() -> list[Check]:
+    """Every check, in report order."""
+    available = probe_availability(probe_gpu=True)
+    checks = [check_python()]
+    for group in (check_onnxruntime(available), check_cuda(available), check_gpu(available),
+                  check_tensorrt(available), check_models(), check_engines(available),
+                  check_virtual_camera(), check_shm(), check_threads()):
+        checks.extend(group)
+    return checks
+
+
+# ------------------------------------------------------------------ Python, ONNX Runtime
+
+
+def check_python() -> Check:
+    """Python version and OS."""
+    version = platform.python_version()
+    return Check("pass", "python", f"{platform.python_implementation()} {version} on "
+                 f"{platform.platform(terse=True)} {platform.machine()}")
+
+
+def check_onnxruntime(available: Availability) -> list[Check]:
+    """Which onnxruntime package(s) are installed, their providers, and whether CUDA really loads."""
+    dists = available.ort_distributions
+    if not dists or not available.ort_providers:
+        why = available.ort_error or "not installed"
+        return [Check("fail", "onnxruntime", f"{why} — pip install .[cpu] (or .[gpu] on an NVIDIA machine)")]
+    if len(dists) > 1:
+        return [Check("fail", "onnxruntime", SwapcamError("E18", ", ".join(dists)).message())]
+    checks = [Check("pass", "onnxruntime", f"{dists[0]}; providers: {', '.join(available.ort_providers)}")]
+    if CUDA_PROVIDER in available.ort_providers:
+        error = cuda_provider_error()
+        checks.append(Check("fail", "ort cuda", SwapcamError("E19", error).message()) if error
+                      else Check("pass", "ort cuda", "CUDAExecutionProvider loads and runs a test model"))
+    elif available.gpu is not None:
+        checks.append(Check("warn", "ort cuda", "this onnxruntime has no CUDA provider although there is a GPU — "
+                            "pip uninstall onnxruntime && pip install .[gpu]"))
+    return checks
+
+
+def cuda_provider_error() -> str | None:
+    """None if ONNX Runtime really runs a session on CUDA, else why not (the missing library if it can tell)."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "provider not in available names": we report it
+            session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                                   providers=[CUDA_PROVIDER, "CPUExecutionProvider"])
+    except Exception as exc:  # a broken provider raises from the native side
+        return f"session creation failed: {exc}"
+    if CUDA_PROVIDER in session.get_providers():
+        return None
+    library = Path(onnxruntime.__file__).parent / "capi" / (
+        "onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so")
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return f"sessions fall back to CPU; loading {library.name} fails: {exc}"
+    return "sessions fall back to CPU (the provider library loads; check CUDA/cuDNN versions)"
+
+
+# ------------------------------------------------------------------ CUDA, GPU, TensorRT
+
+
+def cuda_runtimes() -> dict[str, str]:
+    """CUDA versions the installed GPU packages were built for (torch, onnxruntime-gpu)."""
+    found = {}
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.version.cuda:
+            found[f"torch {torch.__version__}"] = str(torch.version.cuda)
+    try:
+        from onnxruntime.capi import build_and_package_info as ort_build
+    except ImportError:
+        ort_build = None
+    cuda = getattr(ort_build, "cuda_version", None)
+    if cuda:
+        found["onnxruntime"] = str(cuda)
+    return found
+
+
+def driver_supports(driver: str, runtime: str) -> str:
+    """"pass" if the driver's CUDA ≥ the runtime's, "warn" if only the minor is older, else "fail"."""
+    have = tuple(int(p) for p in driver.split(".")[:2])
+    need = tuple(int(p) for p in runtime.split(".")[:2])
+    if have >= need:
+        return "pass"
+    # CUDA minor-version compatibility: a 12.x runtime runs on any 12.y driver, without newer features.
+    return "warn" if have[0] == need[0] else "fail"
+
+
+def check_cuda(available: Availability) -> list[Check]:
+    """Driver CUDA version against the CUDA runtimes the installed packages need."""
+    driver = cuda_driver_version()
+    if driver is None:
+        return [Check("pass" if available.gpu is None else "warn", "cuda",
+                      "no NVIDIA driver (libcuda) found — CPU only")]
+    runtimes = cuda_runtimes()
+    checks = [Check("pass", "cuda driver", f"supports CUDA {driver}"
+                    + (f" (driver {available.gpu.driver_version})" if available.gpu else ""))]
+    for package, runtime in runtimes.items():
+        status = driver_supports(driver, runtime)
+        advice = {"pass": "driver is new enough",
+                  "warn": "driver is older than the runtime (minor-version compatibility; update the driver)",
+                  "fail": "driver is too old for this runtime — update the NVIDIA driver"}[status]
+        checks.append(Check(status, "cuda runtime", f"{package} built for CUDA {runtime}: {advice}"))
+    return checks
+
+
+def check_gpu(available: Availability) -> list[Check]:
+    """GPU name, compute capability and memory."""
+    gpu = available.gpu
+    if gpu is None:
+        return [Check("warn", "gpu", f"no NVIDIA GPU found ({available.gpu_error}) — swapcam runs on the CPU, "
+                      "slower; the neural swapper needs a GPU for real time")]
+    memory = f", {gpu.memory_mib} MiB" if gpu.memory_mib else ""
+    return [Check("pass", "gpu", f"{gpu.name}, compute capability {gpu.compute_capability}{memory}")]
+
+
+def check_tensorrt(available: Availability) -> list[Check]:
+    """TensorRT version (only expected where there is a GPU)."""
+    if available.tensorrt_version is not None:
+        torch_note = "" if available.torch_cuda else " — but torch with CUDA is missing (pip install .[gpu])"
+        return [Check("pass" if available.torch_cuda else "warn", "tensorrt",
+                      f"{available.tensorrt_version}{torch_note}")]
+    if available.gpu is None:
+        return [Check("pass", "tensorrt", f"{available.tensorrt_error} (not needed without an NVIDIA GPU)")]
+    return [Check("warn", "tensorrt", f"{available.tensorrt_error} — pip install .[gpu], then "
+                  "python tools/build_engines.py for the fastest inference")]
+
+
+# ------------------------------------------------------------------ models and engines
+
+
+def check_models() -> list[Check]:
+    """Each model of the manifest: present, and its sha256 as pinned."""
+    from realtime import models
+
+    try:
+        rows = models.list_status()
+    except SwapcamError as exc:
+        return [Check("fail", "models", exc.message())]
+    checks = []
+    for row in rows:
+        if row.kind == "sample":
+            continue
+        label = f"model {row.name}"
+        if row.status == "missing":
+            optional = row.kind == "neural"
+            fix = "swapcam models fetch --neural" if optional else "swapcam models fetch"
+            checks.append(Check("pass" if optional else "fail", label,
+                                f"not fetched{' (optional)' if optional else ''} — run `{fix}`"))
+        elif row.status == "ok":
+            checks.append(Check("pass", label, f"{row.path.name} sha256 {models.cached_sha256(row.path)[:16]}… ok"))
+        else:
+            checks.append(Check("fail", label, SwapcamError("E07", f"{row.path}").message()))
+    return checks
+
+
+def _model_sha(name: str) -> str | None:
+    from realtime import models
+
+    try:
+        return models.cached_sha256(models.model_path(name))
+    except (SwapcamError, ValueError):
+        return None
+
+
+def check_engines(available: Availability, engines_dir: Path | None = None) -> list[Check]:
+    """Each TensorRT engine in engines/ and whether it fits this model file, GPU and TensorRT."""
+    folder = engines_dir or default_engines_dir()
+    checks = [Check("warn", "engine", problem) for problem in available.engine_problems]
+    if not available.engines:
+        hint = "python tools/build_engines.py builds them" if available.gpu else "only used on an NVIDIA GPU"
+        return [*checks, Check("pass", "engines", f"none in {folder} ({hint})")]
+    for path, sidecar in available.engines:
+        reasons = mismatches(sidecar, model_sha256=_model_sha(sidecar.model_name), gpu=available.gpu,
+                             tensorrt_version=available.tensorrt_version)
+        if reasons:
+            checks.append(Check("warn", "engine", f"{path.name} does not fit this machine: {'; '.join(reasons)} "
+                                "— rebuild with python tools/build_engines.py"))
+        else:
+            checks.append(Check("pass", "engine", f"{path.name} fits ({sidecar.precision}, "
+                                f"built in {sidecar.build_seconds:.0f} s)"))
+    return checks
+
+
+# ------------------------------------------------------------------ virtual camera, shm, threads
+
+
+def check_virtual_camera() -> list[Check]:
+    """v4l2loopback devices on Linux; pyvirtualcam's backends elsewhere."""
+    if importlib.util.find_spec("pyvirtualcam") is None:
+        return [Check("warn", "virtual camera", "pyvirtualcam is not installed — pip install pyvirtualcam")]
+    if sys.platform.startswith("linux"):
+        from realtime.v4l2 import loopback_devices
+
+        found = loopback_devices()
+        if found:
+            names = ", ".join(f"{d.path} ({d.name})" for d in found)
+            return [Check("pass", "virtual camera", f"v4l2loopback: {names}")]
+        loaded = Path("/sys/module/v4l2loopback").exists()
+        why = "v4l2loopback is loaded but has no device" if loaded else "v4l2loopback is not loaded"
+        return [Check("warn", "virtual camera", SwapcamError("E10", why).message())]
+    from realtime.commands.devices import virtualcam_backends
+
+    lines = [line.strip() for line in virtualcam_backends()]
+    usable = [line for line in lines if ": available" in line]
+    if usable:
+        return [Check("pass", "virtual camera", "; ".join(usable))]
+    return [Check("warn", "virtual camera", SwapcamError("E10", "; ".join(lines)).message())]
+
+
+def in_container() -> bool:
+    """Whether this process runs inside a Docker/Podman/Kubernetes container."""
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return True
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "libpod"))
+
+
+def shm_check(size_mib: int, *, container: bool) -> Check:
+    """The verdict on a /dev/shm of ``size_mib``."""
+    where = "inside a container" if container else "host"
+    if size_mib < SHM_MIN_MIB:
+        fix = "start the container with --shm-size=1g" if container else "remount /dev/shm larger"
+        return Check("warn", "/dev/shm", f"{size_mib} MiB ({where}) — under {SHM_MIN_MIB} MiB; {fix}")
+    return Check("pass", "/dev/shm", f"{size_mib} MiB ({where})")
+
+
+def check_shm() -> list[Check]:
+    """/dev/shm size (containers often get 64 MiB)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    try:
+        stats = os.statvfs("/dev/shm")
+    except OSError as exc:
+        return [Check("warn", "/dev/shm", f"cannot be read ({exc})")]
+    return [shm_check(stats.f_frsize * stats.f_blocks >> 20, container=in_container())]
+
+
+def threads_check(omp: str | None, logical: int) -> Check:
+    """The verdict on OMP_NUM_THREADS for ``logical`` CPUs."""
+    base = f"{logical} logical CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
+    if omp is None:
+        return Check("pass", "threads", f"OMP_NUM_THREADS unset; {base}")
+    if not omp.isdigit() or int(omp) < 1:
+        return Check("warn", "threads", f"OMP_NUM_THREADS={omp!r} is not a positive number; {base}")
+    if int(omp) > logical:
+        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} logical CPUs "
+                     "(oversubscription slows every frame)")
+    return Check("pass", "threads", f"OMP_NUM_THREADS={omp}; {base}")
+
+
+def check_threads() -> list[Check]:
+    """OMP_NUM_THREADS against the CPU count."""
+    return [threads_check(os.environ.get("OMP_NUM_THREADS"), os.cpu_count() or 1)]

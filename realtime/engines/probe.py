@@ -8,6 +8,7 @@ that could use it (TensorRT, a CUDA provider) is installed, or when asked.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import importlib.util
 import os
@@ -133,9 +134,25 @@ def gpus_from_torch() -> tuple[list[GpuInfo], str | None]:
     return gpus, None
 
 
+def cuda_driver_version() -> str | None:
+    """The CUDA version the NVIDIA driver supports (cuDriverGetVersion), e.g. "12.4"; None without a driver."""
+    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so"]
+    for name in names:
+        try:
+            library = ctypes.CDLL(name)
+        except OSError:
+            continue
+        version = ctypes.c_int(0)
+        if library.cuDriverGetVersion(ctypes.byref(version)) == 0 and version.value:
+            return f"{version.value // 1000}.{version.value % 1000 // 10}"
+    return None
+
+
 def detect_gpu(device_index: int = 0) -> tuple[GpuInfo | None, str | None]:
     """The CUDA GPU at ``device_index``, or None and why none was found."""
     gpus, error = gpus_from_nvidia_smi()
+    if not gpus and cuda_driver_version() is None:
+        return None, f"{error}; no CUDA driver library"
     if not gpus:
         gpus, torch_error = gpus_from_torch()
         error = f"{error}; {torch_error}" if torch_error else error
