@@ -98,7 +98,7 @@ def _stages(ax: Any, configs: list[dict[str, Any]]) -> None:
     ax.set_xlabel("ms")
     ax.grid(axis="x", alpha=0.3)
     if colours:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, fontsize=8, frameon=False)
 
 
 def _first_row(configs: list[dict[str, Any]], name: str) -> int:

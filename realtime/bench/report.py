@@ -191,7 +191,8 @@ def format_report(report: dict[str, Any]) -> str:
     if measured:
         parts += ["", "stage split (ms, p50 / p95)", stage_table(measured)]
         parts += ["", "sequence stamps vs counters", stamp_table(measured)]
-    if report["comparison"]:
+    sweep_only = all(set(c["overrides"]) <= {"size"} for c in configs)
+    if report["comparison"] and not (report["sweep"] and sweep_only):
         parts += ["", f"comparison (ratios against {report['comparison']['baseline']})",
                   comparison_table(report["comparison"])]
     if report["sweep"]:
