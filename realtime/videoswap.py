@@ -124,6 +124,20 @@ class ProgressBar:
         self.stream.flush()
 
 
+def video_fps(path: Path) -> float:
+    """The frame rate of the first video stream (E12 when the file has none or cannot be read)."""
+    from realtime.sources.video import stream_fps
+
+    try:
+        with av.open(str(path)) as container:
+            fps = stream_fps(container.streams.video[0]) if container.streams.video else None
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise InputError("E12", f"{path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if fps is None:
+        raise InputError("E12", f"{path}: no video stream")
+    return fps
+
+
 def count_frames(path: Path) -> int | None:
     """Frames in the first video stream, from the container's header or duration × rate."""
     try:

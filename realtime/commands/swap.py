@@ -76,12 +76,12 @@ def _swap_photo(args: argparse.Namespace) -> int:
 
 
 def _swap_video(args: argparse.Namespace) -> int:
-    from realtime.sources.video import VideoSource
-    from realtime.videoswap import ProgressBar, count_frames, swap_video
+    from realtime.videoswap import VIDEO_SUFFIXES, ProgressBar, count_frames, swap_video, video_fps
 
-    probe = VideoSource(str(args.target), loop=False, realtime=False, network=False)
-    fps = probe.fps
-    probe.close()
+    if args.output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError("E01", f"--output {args.output}: a video target needs a video output",
+                         remedy="use an output ending in .mp4, .mov or .mkv")
+    fps = video_fps(args.target)
     processor = build_face_swap(args, fps=fps)
     bar = ProgressBar(count_frames(args.target))
     stats = swap_video(processor, args.target, args.output, progress=bar.update)
