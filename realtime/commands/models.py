@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> None:
     fetch.add_argument("--neural", action="store_true",
                        help="also download the neural models (inswapper, ArcFace, SCRFD 10G, GFPGAN; ~0.8 GB, "
                             "non-commercial licence) from their release URLs, resuming and checking sha256")
-    listing = actions.add_parser("list", help="show each model's path, size and checksum status")
+    actions.add_parser("list", help="show each model's path, size and checksum status")
     parser.set_defaults(handler=handle)
 
 
