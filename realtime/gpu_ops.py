@@ -113,9 +113,18 @@ def crop_align(frame: torch.Tensor, matrix: Any, dsize: Size, *, swap_rb: bool =
 
     Same as ``cv2.warpAffine(frame, matrix, dsize)`` followed by channel swap and
     ``(x - mean) / std``. The warp comes first, so border pixels are 0 before
-    normalisation, as in the cv2 path.
+    normalisation, as in the cv2 path. Only the part of the frame the crop
+    samples is converted to float.
     """
-    warped = warp_affine(hwc_to_nchw(frame, swap_rb=swap_rb), matrix, dsize, border=border)
+    height, width = frame.shape[:2]
+    m = _as_matrix(matrix)
+    if border == "constant":
+        x0, y0, x1, y1 = _touched_region((width, height), invert_affine(m), dsize)
+        if x1 > x0 and y1 > y0:
+            frame = frame[y0:y1, x0:x1]
+            m = m.copy()
+            m[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=np.float64)  # same warp, origin moved to (x0, y0)
+    warped = warp_affine(hwc_to_nchw(frame, swap_rb=swap_rb), m, dsize, border=border)
     return normalize(warped, mean=mean, std=std)
 
 
@@ -135,14 +144,15 @@ def feather_mask_numpy(dsize: Size, feather: float) -> np.ndarray:
     return np.clip(distance / max(feather, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
-def _paste_roi(frame_size: Size, inverse: np.ndarray, crop_size: Size) -> tuple[int, int, int, int]:
-    """Frame pixels (x0, y0, x1, y1) that the pasted crop can touch (bilinear taps included)."""
-    width, height = crop_size
+def _touched_region(image_size: Size, mapping: np.ndarray, area_size: Size) -> tuple[int, int, int, int]:
+    """Pixels (x0, y0, x1, y1) of an image that ``mapping`` sends an area of ``area_size`` onto,
+    widened by the bilinear taps and clipped to the image (may be empty)."""
+    width, height = area_size
     corners = np.array([[-1.0, -1.0, 1.0], [width, -1.0, 1.0], [-1.0, height, 1.0], [width, height, 1.0]])
-    mapped = corners @ inverse.T
+    mapped = corners @ mapping.T
     x0, y0 = np.floor(mapped.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(mapped.max(axis=0)).astype(int) + 2
-    return max(x0, 0), max(y0, 0), min(x1, frame_size[0]), min(y1, frame_size[1])
+    return max(int(x0), 0), max(int(y0), 0), min(int(x1), image_size[0]), min(int(y1), image_size[1])
 
 
 def paste_back(frame: torch.Tensor, crop: torch.Tensor, matrix: Any, mask: torch.Tensor) -> torch.Tensor:
@@ -158,7 +168,7 @@ def paste_back(frame: torch.Tensor, crop: torch.Tensor, matrix: Any, mask: torch
     height, width = frame.shape[:2]
     crop_h, crop_w = crop.shape[:2]
     inverse = invert_affine(matrix)
-    x0, y0, x1, y1 = _paste_roi((width, height), inverse, (crop_w, crop_h))
+    x0, y0, x1, y1 = _touched_region((width, height), inverse, (crop_w, crop_h))
     out = frame.clone()
     if x1 <= x0 or y1 <= y0:
         return out

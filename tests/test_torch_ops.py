@@ -31,6 +31,7 @@ MATRICES = {
     "fractional-shift": similarity(1.0, 0.0, -100.25, -50.75),
     "enlarge-rotate": similarity(1.9, -0.5, -180.0, 160.0),
     "shear": np.array([[0.8, 0.2, -30.5], [-0.1, 0.7, -12.25]]),
+    "over-the-corner": similarity(1.1, 0.1, 30.0, 20.5),  # the crop hangs over the frame's top-left corner
 }
 
 
@@ -110,7 +111,7 @@ def numpy_paste_back(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, ma
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("name", ["shrink-rotate", "shear", "fractional-shift"])
+@pytest.mark.parametrize("name", ["shrink-rotate", "shear", "fractional-shift", "over-the-corner"])
 def test_paste_back_matches_numpy_blend(name: str) -> None:
     matrix = MATRICES[name]
     crop = RNG.integers(0, 256, (128, 128, 3), dtype=np.uint8)
