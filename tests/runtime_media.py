@@ -28,14 +28,21 @@ def write_stamped_video(path: Path, *, frames: int, width: int = 320, height: in
     return path
 
 
-def read_video(path: Path) -> tuple[list[int | None], list[float]]:
-    """(stamps, presentation times in s) of every frame of a video file."""
+def read_video(path: Path, *, until_damage: bool = False) -> tuple[list[int | None], list[float]]:
+    """(stamps, presentation times in s) of every frame of a video file.
+
+    ``until_damage``: stop quietly at the first undecodable packet (a file cut off by a kill).
+    """
     stamps: list[int | None] = []
     times: list[float] = []
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            stamps.append(read_stamp(frame.to_ndarray(format="bgr24")))
-            times.append(float(frame.time or 0.0))
+        try:
+            for frame in container.decode(video=0):
+                stamps.append(read_stamp(frame.to_ndarray(format="bgr24")))
+                times.append(float(frame.time or 0.0))
+        except av.FFmpegError:
+            if not until_damage:
+                raise
     return stamps, times
 
 

@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 # Fragmented MP4: the header goes first and every keyframe (once a second) closes a
-# self-contained fragment. A process killed outright leaves a file that plays up to
-# the last second; "+faststart" would need the whole run to end cleanly.
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# self-contained fragment, written to disk at once (flush_packets). A process killed
+# outright leaves a file that plays up to the last second; "+faststart" would need the
+# whole run to end cleanly, and a plain MP4 without its closing index does not play at all.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 def file_settings(path: Path, *, width: int, height: int, fps: float) -> H264Settings:
@@ -28,7 +29,7 @@ def file_settings(path: Path, *, width: int, height: int, fps: float) -> H264Set
     return H264Settings(
         width=width, height=height, fps=fps,
         codec_options={"preset": "veryfast", "crf": "20"},
-        container_options=FRAGMENTED_MP4 if muxer in ("mp4", "mov") else {},
+        container_options=FRAGMENTED_MP4 if muxer in ("mp4", "mov") else {"flush_packets": "1"},
     )
 
 
