@@ -65,8 +65,10 @@ class LoopbackReader:
         self.device = device
         if device.isdigit():
             self._capture = cv2.VideoCapture(int(device))
-        else:
+        elif device.startswith("/dev/"):
             self._capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+        else:  # anything OpenCV opens (a recorded file reads back the same way)
+            self._capture = cv2.VideoCapture(device)
         if not self._capture.isOpened():
             raise OutputError("E10", f"{device} cannot be opened for reading back")
         # Keep the driver's queue short so the hop measured is the hop a video-call app sees.

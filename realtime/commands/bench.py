@@ -36,7 +36,8 @@ examples:
   swapcam bench --compare ring-size=1,2,8 --duration 6
   swapcam bench --compare queue=ring,unbounded --processor sleep:40
   swapcam bench --image me.jpg --face you.jpg --compare swapper=none,mesh
-  swapcam bench --compare backend=onnxruntime,tensorrt   (tensorrt is skipped, with the reason, without a GPU)
+  swapcam bench --image me.jpg --face you.jpg --compare backend=onnxruntime,tensorrt
+      (tensorrt is reported as skipped, with the reason, where it cannot run)
   swapcam bench --sweep size=640x480,1280x720,1920x1080
   swapcam bench --loopback /dev/video10   (reads the virtual camera back; skipped, with the reason, without one)
 """
@@ -53,7 +54,7 @@ def add_parser(sub: Any) -> None:
     """Register ``bench``."""
     parser = sub.add_parser(
         "bench", help="measure latency: percentiles, stage split, comparisons, sweeps",
-        description="Run the real pipeline for --duration and measure capture-to-output latency from the "
+        description="Run the real pipeline for --duration (default 10 s per configuration) and measure capture-to-output latency from the "
                     "frames' timestamps and, independently, from sequence stamps decoded at the output. "
                     "Output goes to a measuring null sink unless --output is given.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
