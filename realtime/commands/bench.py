@@ -54,9 +54,9 @@ def add_parser(sub: Any) -> None:
     """Register ``bench``."""
     parser = sub.add_parser(
         "bench", help="measure latency: percentiles, stage split, comparisons, sweeps",
-        description="Run the real pipeline for --duration (default 10 s per configuration) and measure capture-to-output latency from the "
-                    "frames' timestamps and, independently, from sequence stamps decoded at the output. "
-                    "Output goes to a measuring null sink unless --output is given.",
+        description="Run the real pipeline for --duration (default 10 s per configuration) and measure "
+                    "capture-to-output latency from the frames' timestamps and, independently, from sequence "
+                    "stamps decoded at the output. Output goes to a measuring null sink; --output adds more.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_options(parser)
