@@ -191,7 +191,11 @@ def build_engine(trt: Any, model_path: Path, *, model_name: str, gpu: GpuInfo, o
             say(f"  parser error: {error}")
         raise BackendError("E20", f"{model_path.name}: the ONNX parser reported {len(errors)} error(s)",
                            remedy="see the parser errors above; the model may need a newer TensorRT")
+    # TensorRT requires the monitor to outlive the build: keep a reference here.
+    monitor = _Progress(trt, say).monitor if hasattr(trt, "IProgressMonitor") else None
     config = _configure(trt, builder, network, options, profiles, flags, say)
+    if monitor is not None:
+        config.progress_monitor = monitor
     cache_file = timing_cache_path(options, gpu, trt.__version__)
     cache = _load_timing_cache(config, cache_file, say)
     say(f"  building ({', '.join(flags)}, workspace {options.workspace_mib} MiB) …")
@@ -228,8 +232,11 @@ def _configure(trt: Any, builder: Any, network: Any, options: BuildOptions, prof
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
         flags.append("version-compatible")
     if options.hardware_compatibility != "none":
-        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel,
-                                                      options.hardware_compatibility.upper())
+        level = getattr(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper(), None)
+        if level is None:
+            raise UsageError("E01", f"--hardware-compatible {options.hardware_compatibility}",
+                             remedy=f"TensorRT {trt.__version__} does not offer it; use ampere_plus or leave it out")
+        config.hardware_compatibility_level = level
         flags.append(f"hardware-compatible:{options.hardware_compatibility}")
     dynamic = {name: p for name, p in profiles.items() if p["min"] != p["max"]}
     if dynamic:
@@ -238,8 +245,6 @@ def _configure(trt: Any, builder: Any, network: Any, options: BuildOptions, prof
             profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
             say(f"  profile {name}: min {shapes['min']} opt {shapes['opt']} max {shapes['max']}")
         config.add_optimization_profile(profile)
-    if hasattr(trt, "IProgressMonitor"):
-        config.progress_monitor = _Progress(trt, say).monitor
     return config
 
 

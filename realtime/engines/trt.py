@@ -69,6 +69,13 @@ def _torch_dtypes(trt: Any, torch: Any) -> dict[Any, Any]:
     return {getattr(trt.DataType, t): getattr(torch, p) for t, p in pairs if hasattr(trt.DataType, t)}
 
 
+def _numpy_dtype(trt: Any, trt_dtype: Any) -> np.dtype:
+    try:
+        return np.dtype(trt.nptype(trt_dtype))
+    except (TypeError, KeyError):  # bfloat16 and other types numpy has no dtype for
+        return np.dtype(np.float32)
+
+
 class TrtEngine:
     """A deserialized TensorRT engine with its execution context, stream and I/O buffers.
 
@@ -121,7 +128,7 @@ class TrtEngine:
         for name in names:
             trt_dtype = engine.get_tensor_dtype(name)
             spec = TensorSpec(name=name, shape=dims_to_shape(engine.get_tensor_shape(name)),
-                              dtype=np.dtype(trt.nptype(trt_dtype)))
+                              dtype=_numpy_dtype(trt, trt_dtype))
             self._torch_dtype[name] = dtypes[trt_dtype]
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 self._inputs.append(spec)
