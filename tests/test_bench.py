@@ -308,9 +308,12 @@ def test_ctrl_c_reports_the_rounds_that_finished(tmp_path: Path) -> None:
          "--compare", "ring-size=1,2", "--duration", "20", "--rounds", "20", "--json", str(path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(4.0)  # interpreter start-up, then a few 1-s rounds
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until a round has finished, however slow the start-up
+        if "round 1/20" in line:
+            break
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    out, err = process.communicate(timeout=15)
     assert process.returncode == 130, err
     assert "INTERRUPTED" in out and "ring-size=1" in out
     report = json.loads(path.read_text())
