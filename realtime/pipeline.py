@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -259,7 +259,7 @@ class Pipeline:
                 return False
         return False
 
-    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | bool | None:
+    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | Literal[False] | None:
         """Next frame, None on timeout, False when the ring is done or the run is stopping."""
         if self.stop_event.is_set():
             return False
