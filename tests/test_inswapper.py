@@ -393,6 +393,52 @@ def test_torch_path_matches_the_numpy_path(tmp_path: Path, arcface_path: Path, c
     assert diff.max() <= limit and diff.mean() < mean, (diff.max(), diff.mean())
 
 
+# ---------------------------------------------------------------- wiring
+
+
+@pytest.mark.parametrize("choice", ["inswapper", "auto"])
+def test_cli_swap_with_the_inswapper_on_real_photos(models_root: Path, tmp_path: Path, arcface_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
+    """``swapcam swap --swapper inswapper|auto`` with the real detector and mesh on real photos, the neural
+    models replaced by stand-ins (the real ones are checksum-pinned): the marker the stand-in paints at the
+    crop's right eye lands on the right eye SCRFD found in the target."""
+    from realtime import cli
+    from realtime.faces.analyzer import FaceAnalyzer
+    from realtime.images import load_image
+    from realtime.models import sample_path
+
+    mark = np.zeros((3, 128, 128))
+    mark[:, 49:54, 79:84] = 1.0
+    swapper = make_swapper(tmp_path, arcface_path, gain=1.0 - mark, offset=mark, options=InswapperOptions())
+    opened: list[dict[str, object]] = []
+
+    def fake_open(cls: type, **kwargs: object) -> InswapperSwapper:
+        opened.append(kwargs)
+        return swapper
+
+    monkeypatch.setattr(InswapperSwapper, "open", classmethod(fake_open))
+    monkeypatch.setattr("realtime.swappers.inswapper.neural_models_present", lambda root=None: True)
+    monkeypatch.setenv("SWAPCAM_MODELS", str(models_root))
+    target_path = sample_path("gauss.png", root=models_root)
+    output = tmp_path / "out.png"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["swap", "--face", str(sample_path("newton.png", root=models_root)), "--swapper", choice,
+                  "--target", str(target_path), "--output", str(output), "--device", "cpu"])
+    assert exit_info.value.code == 0
+    assert opened and opened[0]["device"] == "cpu"
+    assert swapper.latent is not None  # prepared from newton.png
+    target = load_image(target_path)
+    result = cv2.imread(str(output))
+    assert result.shape == target.shape
+    found = FaceAnalyzer.open(root=models_root, device="cpu").analyze_still(target)[0]
+    white = np.argwhere((result > 245).all(axis=2) & ~(target > 245).all(axis=2))
+    assert len(white) > 5
+    cy, cx = white.mean(axis=0)
+    eye = found.keypoints[1]
+    scale = np.linalg.norm(found.keypoints[1] - found.keypoints[0]) / (73.5318 - 38.2946)  # frame px per crop px
+    assert math.hypot(cx - eye[0], cy - eye[1]) < 1 + 1.5 * scale, ((cx, cy), eye)
+
+
 # ---------------------------------------------------------------- files
 
 

@@ -44,6 +44,11 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
                        help="keep the real mouth inside the lips, so an open mouth shows (default on)")
     group.add_argument("--keep-eyes", action="store_true",
                        help="keep the real eyes (the mesh swapper's eye openings stay the video's)")
+    group.add_argument("--enhancer", default="none", choices=("none", "gfpgan"),
+                       help="gfpgan: restore the swapped face with GFPGAN v1.4 (needs `swapcam models fetch "
+                            "--neural`; slow: its cost per frame is logged in live mode). Default none")
+    group.add_argument("--enhancer-blend", type=float, default=0.8, metavar="W",
+                       help="weight of the enhanced face, 0..1 (default 0.8)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
                        help="inference backend (auto: TensorRT engine if built, else ONNX Runtime)")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto)")
@@ -98,6 +103,12 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
 
     check_face_options(args)
     swapper = build_swapper(args)
+    if args.enhancer != "none":
+        from realtime.enhancers.gfpgan import with_enhancer
+
+        swapper = with_enhancer(swapper, args.enhancer, backend=args.backend, device=args.device,
+                                threads=args.threads, blend_weight=args.enhancer_blend,
+                                live=fps is None and not getattr(args, "offline", False))
     analyzer = FaceAnalyzer.open(backend=args.backend, device=args.device, threads=args.threads,
                                  det_size=args.det_size, max_faces=args.max_faces)
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)

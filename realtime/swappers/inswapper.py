@@ -125,7 +125,7 @@ def load_emap(path: Path) -> np.ndarray:
     return np.ascontiguousarray(emap, dtype=np.float32)
 
 
-def _input(engine: Engine, name: str, shape: tuple[int, ...], model: str) -> TensorSpec:
+def model_input(engine: Engine, name: str, shape: tuple[int, ...], model: str) -> TensorSpec:
     """The input called ``name`` (or the only one), checked against ``shape`` (dynamic axes pass)."""
     specs = [s for s in engine.inputs if s.name == name] or (engine.inputs if len(engine.inputs) == 1 else [])
     if not specs:
@@ -145,7 +145,7 @@ class ArcFace:
 
     def __init__(self, *, engine: Engine) -> None:
         self.engine = engine
-        self.input = _input(engine, engine.inputs[0].name, (1, 3, ARCFACE_CROP, ARCFACE_CROP), "ArcFace")
+        self.input = model_input(engine, engine.inputs[0].name, (1, 3, ARCFACE_CROP, ARCFACE_CROP), "ArcFace")
         self.output = engine.outputs[0].name
 
     def embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -170,8 +170,8 @@ class Inswapper:
             raise ValueError(f"emap must be 512×512, got {emap.shape}")
         self.engine = engine
         self.emap = emap
-        self.target = _input(engine, "target", (1, 3, CROP, CROP), "inswapper")
-        self.source = _input(engine, "source", (1, EMBEDDING), "inswapper")
+        self.target = model_input(engine, "target", (1, 3, CROP, CROP), "inswapper")
+        self.source = model_input(engine, "source", (1, EMBEDDING), "inswapper")
         self.output = engine.outputs[0].name
 
     @classmethod
@@ -246,15 +246,15 @@ def placement(matrix: np.ndarray, width: int, height: int, size: int = CROP) -> 
     return Placement(int(x0), int(y0), int(x1), int(y1), to_roi)
 
 
-def crop_box_mask(options: InswapperOptions, size: int = CROP) -> np.ndarray:
-    """uint8 size×size alpha: 255 inside, fading to 0 towards the crop edges."""
+def crop_box_mask(size: int, *, margin: float, feather: float) -> np.ndarray:
+    """uint8 size×size alpha: 255 inside, fading to 0 towards the crop edges (fractions of ``size``)."""
     mask = np.zeros((size, size), np.uint8)
-    m = max(1, round(options.crop_margin * size))
+    m = max(1, round(margin * size))
     mask[m:size - m, m:size - m] = 255
-    feather = options.crop_feather * size
-    if feather < 1:
+    blur = feather * size
+    if blur < 1:
         return mask
-    return np.asarray(cv2.GaussianBlur(mask, (blend.odd(2 * feather), blend.odd(2 * feather)), 0), np.uint8)
+    return np.asarray(cv2.GaussianBlur(mask, (blend.odd(2 * blur), blend.odd(2 * blur)), 0), np.uint8)
 
 
 class InswapperSwapper:
@@ -270,7 +270,7 @@ class InswapperSwapper:
         self.device_path = device_path
         self.latent: np.ndarray | None = None
         self.identity: np.ndarray | None = None
-        self._box_mask = crop_box_mask(self.options)
+        self._box_mask = crop_box_mask(CROP, margin=self.options.crop_margin, feather=self.options.crop_feather)
         self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -330,11 +330,11 @@ class InswapperSwapper:
         if self.device_path is not None:
             self.device_path.swap(image, matrix, place, self.model, self.latent, self.alpha(face, place), frame)
             return
-        with _stage(frame, "align"):
+        with stage(frame, "align"):
             crop = align.warp(image, matrix, CROP, border=cv2.BORDER_REPLICATE)
-        with _stage(frame, "swap"):
+        with stage(frame, "swap"):
             swapped = output_to_crop(self.model.run(target_blob(crop), self.latent))
-        with _stage(frame, "blend"):
+        with stage(frame, "blend"):
             self.paste(image, swapped, place, self.alpha(face, place))
 
     def paste(self, image: np.ndarray, swapped: np.ndarray, place: Placement, alpha: np.ndarray) -> None:
@@ -374,7 +374,8 @@ def _eye_distance(keypoints: np.ndarray) -> float:
 
 
 @contextmanager
-def _stage(frame: Frame | None, name: str) -> Iterator[None]:
+def stage(frame: Frame | None, name: str) -> Iterator[None]:
+    """``frame.stage(name)`` when there is a frame, else nothing."""
     if frame is None:
         yield
     else:
@@ -429,14 +430,14 @@ class DevicePath:
         w, h = place.x1 - place.x0, place.y1 - place.y0
         roi_host = image[place.y0:place.y1, place.x0:place.x1]
         with torch.inference_mode():
-            with _stage(frame, "align"):
+            with stage(frame, "align"):
                 roi = gpu_ops.upload(roi_host, self.device)
                 to_crop = matrix.copy()
                 to_crop[:, 2] += matrix[:, :2] @ np.array([place.x0, place.y0], np.float64)
                 target = gpu_ops.crop_align(roi, to_crop, (CROP, CROP), border="replicate")
-            with _stage(frame, "swap"):
+            with stage(frame, "swap"):
                 out = model.run_torch(target, self._latent_tensor(latent))
-            with _stage(frame, "blend"):
+            with stage(frame, "blend"):
                 bgr = (out.clamp(0, 1) * 255.0).round().flip(1)  # 1×3×128×128, BGR, whole levels like the CPU path
                 warped = gpu_ops.warp_affine(bgr, place.to_roi, (w, h), border="replicate")[0]
                 weight = gpu_ops.upload(alpha, self.device).to(torch.float32)[None] / 255.0
@@ -492,6 +493,9 @@ def neural_model_paths(root: Path | None = None, *, device: str = "auto") -> tup
     from realtime import models
 
     root = models.models_dir() if root is None else root
+    if not neural_models_present(root):
+        raise ModelError("E06", f"neural models not present in {root} (need {_entry_file(root, SWAPPER_FP16).name} "
+                                f"and {_entry_file(root, ARCFACE).name})", remedy="run `swapcam models fetch --neural`")
     fp32 = root / SWAPPER_FP32_FILE
     arcface = models.model_path(ARCFACE, root=root)
     if fp32.is_file() and (device == "cpu" or not _entry_file(root, SWAPPER_FP16).is_file()):

@@ -1,0 +1,1 @@
+"""Face enhancers that run after the swap (``--enhancer``): gfpgan."""
