@@ -31,7 +31,7 @@ def feathered_mask(shape: tuple[int, int], polygon: np.ndarray, *, erode_px: flo
     """
     mask = np.zeros(shape, np.uint8)
     hull = cv2.convexHull(np.round(np.asarray(polygon, np.float32) * 16).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, 4)
+    cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_8, 4)
     if erode_px >= 1:
         size = odd(2 * erode_px)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
@@ -71,10 +71,11 @@ def lab_stats(lab: np.ndarray, mask: np.ndarray, *, threshold: int = 128) -> tup
 
     Returns (mean, std) as float64 arrays of 3; NaN when no pixel qualifies.
     """
-    pixels = lab[mask > threshold].reshape(-1, 3).astype(np.float64)
-    if len(pixels) == 0:
+    selected = (mask > threshold).view(np.uint8)
+    if not selected.any():
         return np.full(3, np.nan), np.full(3, np.nan)
-    return pixels.mean(axis=0), pixels.std(axis=0)
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(lab), mask=selected)
+    return mean.reshape(3), std.reshape(3)
 
 
 def transfer_lut(

@@ -25,9 +25,10 @@ from realtime.faces import mesh_topology as topo
 from realtime.faces.types import Face
 from realtime.frame import Frame
 
-GRID_PX = 64  # the coarse map has about this many points across the face
+GRID_PX = 48  # the coarse map has about this many points across the face (≤ 0.4 px error at 720p)
 MIN_FACE_PX = 12  # smaller faces are left alone
 SOURCE_MARGIN = 0.15  # of the face size, kept around the source face crop
+COLOR_TOLERANCE = 1.0  # Lab levels the target's skin statistics may drift before the source is recoloured
 
 
 @dataclass(frozen=True)
@@ -59,38 +60,52 @@ class SwapPatch:
 
 @dataclass(frozen=True)
 class PreparedSource:
-    """The source face, computed once: 8-bit Lab crop, its landmarks and the triangles."""
+    """The source face, computed once: its crop (BGR and 8-bit Lab), landmarks, triangles and the
+    Lab mean/std of its skin (the face oval without the openings the options keep)."""
 
+    bgr: np.ndarray
     lab: np.ndarray
     points: np.ndarray  # 468×2 float32 in crop pixels
     triangles: np.ndarray  # T×3 int32
+    mean: np.ndarray
+    std: np.ndarray
 
 
-def prepare_source(image: np.ndarray, face: Face) -> PreparedSource:
-    """Crop the source face with a margin, convert it to Lab and triangulate its mesh."""
+def prepare_source(image: np.ndarray, face: Face, options: MeshSwapOptions | None = None) -> PreparedSource:
+    """Crop the source face with a margin, convert it to Lab, measure its colours, triangulate its mesh."""
     if face.landmarks is None or face.landmarks.shape[0] != topo.NUM_POINTS:
         raise ValueError("the mesh swapper needs a source face with 468 landmarks")
     points = face.landmarks[:, :2].astype(np.float32)
     x0, y0, x1, y1 = _padded_rect(points, SOURCE_MARGIN, image.shape[1], image.shape[0])
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     local = points - np.array([x0, y0], np.float32)
-    return PreparedSource(
-        lab=cv2.cvtColor(crop, cv2.COLOR_BGR2Lab), points=local, triangles=topo.triangulate(local)
-    )
+    lab = cv2.cvtColor(crop, cv2.COLOR_BGR2Lab)
+    face_px = _face_size(local)
+    mask = face_mask(local, Grid.over(crop.shape[:2], face_px), face_px, options or MeshSwapOptions())
+    mean, std = blend.lab_stats(lab, mask)
+    return PreparedSource(bgr=crop, lab=lab, points=local, triangles=topo.triangulate(local), mean=mean, std=std)
 
 
 class MeshSwapper:
-    """Piecewise-affine landmark warp with colour matching and a feathered blend."""
+    """Piecewise-affine landmark warp with colour matching and a feathered blend.
+
+    Colour matching recolours the source crop to the target skin's Lab mean/std; the
+    recoloured crop is kept while the target's statistics stay within COLOR_TOLERANCE,
+    so a steady video pays for it only now and then (and its colour does not flicker).
+    """
 
     name = "mesh"
 
     def __init__(self, *, options: MeshSwapOptions | None = None) -> None:
         self.options = options or MeshSwapOptions()
         self.source: PreparedSource | None = None
+        self._palette: tuple[np.ndarray, np.ndarray] | None = None  # target stats of the cached recolouring
+        self._recoloured: np.ndarray | None = None
 
     def prepare(self, source_image: np.ndarray, source_face: Face) -> None:
-        """Compute the source face's crop, landmarks and triangulation (once per photo)."""
-        self.source = prepare_source(source_image, source_face)
+        """Compute the source face's crop, colours, landmarks and triangulation (once per photo)."""
+        self.source = prepare_source(source_image, source_face, self.options)
+        self._palette = self._recoloured = None
 
     def swap(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> None:
         """Swap the source face onto ``face`` in ``image`` (in place, face-sized region only)."""
@@ -109,24 +124,38 @@ class MeshSwapper:
         face_px = _face_size(points)
         if face_px < MIN_FACE_PX:
             return None
-        opts = self.options
         margin = 2.0 / face_px  # a couple of pixels: the mask never reaches the hull border
         x0, y0, x1, y1 = _padded_rect(points, margin, image.shape[1], image.shape[0])
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         local = points - np.array([x0, y0], np.float32)
-        target = image[y0:y1, x0:x1]
         grid = Grid.over((y1 - y0, x1 - x0), face_px)
-        with _stage(frame, "warp"):
-            warped_lab = warp_source(self.source, local, face.landmarks[:, 2], grid)
         with _stage(frame, "blend"):
-            alpha = face_mask(local, grid, face_px, opts)
-            if opts.color_match:
-                sample = max(1, round(grid.scale[0]))
-                swapped = blend.match_colors(warped_lab, target, alpha, sample_step=sample)
-            else:
-                swapped = cv2.cvtColor(warped_lab, cv2.COLOR_Lab2BGR)
+            alpha = face_mask(local, grid, face_px, self.options)
+            colours = self._source_colours(self.source, image[y0:y1, x0:x1], alpha, grid)
+        with _stage(frame, "warp"):
+            map_x, map_y = dense_map(self.source.points, local, face.landmarks[:, 2], self.source.triangles, grid)
+            swapped = cv2.remap(colours, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return SwapPatch(x=x0, y=y0, image=swapped, alpha=alpha)
+
+    def _source_colours(self, source: PreparedSource, target: np.ndarray, alpha: np.ndarray,
+                        grid: Grid) -> np.ndarray:
+        """The source crop in BGR, recoloured to ``target``'s skin under ``alpha`` when colour matching."""
+        if not self.options.color_match:
+            return source.bgr
+        step = max(1, round(max(grid.scale)))  # statistics need far fewer pixels than the image has
+        target_lab = cv2.cvtColor(np.ascontiguousarray(target[::step, ::step]), cv2.COLOR_BGR2Lab)
+        mean, std = blend.lab_stats(target_lab, alpha[::step, ::step])
+        if np.isnan(mean).any() or np.isnan(source.mean).any():
+            return source.bgr
+        if self._palette is not None and self._recoloured is not None:
+            old_mean, old_std = self._palette
+            if max(np.abs(mean - old_mean).max(), np.abs(std - old_std).max()) <= COLOR_TOLERANCE:
+                return self._recoloured
+        lut = blend.transfer_lut(source.mean, source.std, mean, std)
+        self._recoloured = cv2.cvtColor(cv2.LUT(source.lab, lut), cv2.COLOR_Lab2BGR)
+        self._palette = (mean, std)
+        return self._recoloured
 
 
 @dataclass(frozen=True)
@@ -179,7 +208,7 @@ def face_mask(points: np.ndarray, grid: Grid, face_px: float, opts: MeshSwapOpti
     blur = opts.feather * face_px / step
     # Kernel radii round by up to half a point and upsampling spreads one more: shrink by that much
     # beyond the blur so the soft edge never crosses the oval.
-    erode = max(opts.erode * face_px / step, blur + 2.0)
+    erode = max(opts.erode * face_px / step, blur + 3.0)
     oval = blend.feathered_mask(
         (grid.rows, grid.cols), grid.to_grid(topo.contour(points, topo.FACE_OVAL)), erode_px=erode, blur_px=blur
     )
@@ -192,12 +221,6 @@ def face_mask(points: np.ndarray, grid: Grid, face_px: float, opts: MeshSwapOpti
     for indices in holes:
         blend.cut_hole(alpha, topo.contour(points, indices), feather_px=opts.hole_feather * face_px)
     return alpha
-
-
-def warp_source(source: PreparedSource, points: np.ndarray, depth: np.ndarray, grid: Grid) -> np.ndarray:
-    """The source Lab crop warped onto ``points`` (468×2, region pixels) over the grid's region."""
-    map_x, map_y = dense_map(source.points, points, depth, source.triangles, grid)
-    return cv2.remap(source.lab, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def dense_map(
