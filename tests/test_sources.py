@@ -17,7 +17,7 @@ from realtime.config import SourceConfig
 from realtime.errors import InputError
 from realtime.frame import Frame
 from realtime.sinks.stream import StreamSink
-from realtime.sources.base import EndOfStream
+from realtime.sources.base import EndOfStream, SignalLost
 from realtime.sources.camera import CameraSource
 from realtime.sources.factory import open_source
 from realtime.sources.image import ImageSource
@@ -227,6 +227,36 @@ def test_udp_url_source_reads_a_live_stream() -> None:
         sender.join(5.0)
     assert None not in stamps
     assert stamps == list(range(stamps[0], stamps[0] + 20))
+
+
+def _send_stamped(port: int, frames: int) -> None:
+    source = SyntheticSource(width=320, height=240, fps=30)
+    sink = StreamSink(f"udp://127.0.0.1:{port}", width=320, height=240, fps=30)
+    for seq in range(frames):
+        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.monotonic_ns()))
+    sink.close()
+
+
+def test_udp_url_source_reports_a_lost_stream_and_reconnects() -> None:
+    """The sender stops: SignalLost after the read timeout; it comes back: reconnect() resumes."""
+    port = free_udp_port()
+    first = threading.Thread(target=_send_stamped, args=(port, 45), daemon=True)
+    first.start()
+    source = VideoSource(f"udp://127.0.0.1:{port}", loop=False, realtime=True, network=True, timeout_s=1.0)
+    received = 0
+    with pytest.raises(SignalLost):
+        for _ in range(100):
+            source.read()
+            received += 1
+    assert received >= 10
+    first.join(5.0)
+    second = threading.Thread(target=_send_stamped, args=(port, 60), daemon=True)
+    second.start()
+    source.reconnect()
+    stamps = [read_stamp(source.read()) for _ in range(5)]
+    source.close()
+    second.join(5.0)
+    assert None not in stamps and stamps == list(range(stamps[0], stamps[0] + 5))
 
 
 # -- camera and factory -------------------------------------------------------------------
