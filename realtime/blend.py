@@ -12,7 +12,7 @@ import numpy as np
 # Bounds on the std ratio: a flat source (e.g. greyscale) must not have its noise blown up, while a
 # flat target (a greyscale video) may take most of the colour out of a colour source.
 MAX_GAIN = 2.0
-MIN_GAIN = 0.25
+MIN_GAIN = 0.1
 MIN_STD = 1.0
 
 
