@@ -62,9 +62,10 @@ def face_cell(image: np.ndarray, face: Face, size: int) -> np.ndarray:
     x0, y0, x1, y1 = (float(v) for v in face.box)
     half = 0.85 * max(x1 - x0, y1 - y0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    matrix = np.float32([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
-                         [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    scale = size / (2 * half)
+    matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
+    return np.asarray(cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA,
+                                     borderMode=cv2.BORDER_REPLICATE))
 
 
 def label(width: int, text: str) -> np.ndarray:
