@@ -117,6 +117,18 @@ def test_landmarks_follow_a_rotated_face(analyzer: FaceAnalyzer,
     assert np.linalg.norm(turned.landmarks[:, :2] - moved, axis=1).mean() <= 0.02 * width
 
 
+def test_a_plain_box_gets_an_upright_square_crop(analyzer: FaceAnalyzer,
+                                                 sample_image: Callable[[str], np.ndarray]) -> None:
+    image = sample_image("newton.png")
+    face = analyzer.detector.detect(image, size=640)[0]
+    points, presence = analyzer.mesh.landmarks(image, face.box)
+    assert presence > 0.9
+    error = np.linalg.norm(keypoints_from_landmarks(points) - face.keypoints, axis=1) / _iod(face.keypoints)
+    assert error.max() <= 0.10
+    zeros, nothing = analyzer.mesh.landmarks(image, CropBox(10.0, 10.0, 0.0))
+    assert nothing == 0.0 and not zeros.any()
+
+
 def test_presence_is_low_without_a_face(analyzer: FaceAnalyzer) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
     _, presence = analyzer.mesh.landmarks(noise, CropBox(150.0, 150.0, 250.0))

@@ -9,7 +9,7 @@ and turned so the eyes are level, because that is how the model was trained.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -52,9 +52,13 @@ def eye_angle(left_eye: np.ndarray, right_eye: np.ndarray) -> float:
 
 def crop_from_detection(box: np.ndarray, keypoints: np.ndarray, *, scale: float = CROP_SCALE) -> CropBox:
     """Crop for a detector box: its centre, ``scale``× its longer side, turned by the eye line."""
+    return replace(crop_from_box(box, scale=scale), angle=eye_angle(keypoints[0], keypoints[1]))
+
+
+def crop_from_box(box: np.ndarray, *, scale: float = CROP_SCALE) -> CropBox:
+    """Upright square crop around an x1y1x2y2 box, ``scale``× its longer side."""
     x1, y1, x2, y2 = (float(v) for v in box)
-    size = max(x2 - x1, y2 - y1) * scale
-    return CropBox((x1 + x2) / 2, (y1 + y2) / 2, size, eye_angle(keypoints[0], keypoints[1]))
+    return CropBox((x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * scale)
 
 
 def crop_from_landmarks(points: np.ndarray, *, scale: float = CROP_SCALE) -> CropBox:
@@ -111,8 +115,17 @@ class FaceMesh:
         self.engine = engine
         self._input_name = engine.inputs[0].name
 
-    def landmarks(self, image_bgr: np.ndarray, crop_box: CropBox) -> tuple[np.ndarray, float]:
-        """468×3 float32 points in image pixels and the face-presence probability (0..1)."""
+    def landmarks(self, image_bgr: np.ndarray, crop_box: CropBox | np.ndarray) -> tuple[np.ndarray, float]:
+        """468×3 float32 points in image pixels and the face-presence probability (0..1).
+
+        ``crop_box``: a CropBox (from :func:`crop_from_detection` or :func:`crop_from_landmarks`), or a
+        face box x1y1x2y2, which gets an upright square crop 1.5× its longer side.
+        """
+        if not isinstance(crop_box, CropBox):
+            crop_box = crop_from_box(np.asarray(crop_box, np.float64))
+        values = (crop_box.cx, crop_box.cy, crop_box.size, crop_box.angle)
+        if not all(math.isfinite(v) for v in values) or crop_box.size < 4:
+            return np.zeros((NUM_POINTS, 3), np.float32), 0.0  # a degenerate crop holds no face
         crop = crop_image(image_bgr, crop_box)
         outputs = self.engine.run({self._input_name: mesh_input(crop)})
         mesh = presence = None
