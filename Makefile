@@ -19,10 +19,17 @@ $(STAMP): pyproject.toml
 models: setup
 	$(BIN)/swapcam models fetch --samples
 
-demo: models
-	$(BIN)/python tools/render_demo_clip.py --output out/demo_target.mp4
-	$(BIN)/swapcam run --face models/samples/gauss.png --input out/demo_target.mp4 \
+# The target clip (Newton, then the Solvay 1927 photo, with pan/zoom/tilt) is rendered once;
+# the run swaps Gauss's face into it live (paced at 30 fps) with the status line, into a file.
+DEMO_CLIP := out/demo_target.mp4
+
+demo: $(DEMO_CLIP)
+	$(BIN)/swapcam run --face models/samples/gauss.png --input $(DEMO_CLIP) \
 		--output file:out/demo_swapped.mp4 --duration 20
+	@echo "demo: wrote out/demo_swapped.mp4 — to watch live, rerun the command above with --output window"
+
+$(DEMO_CLIP): tools/render_demo_clip.py | models
+	$(BIN)/python tools/render_demo_clip.py --output $@
 
 test: models
 	$(BIN)/python -m pytest -q
