@@ -23,7 +23,7 @@ models: setup
 # the run swaps Gauss's face into it live (paced at 30 fps) with the status line, into a file.
 DEMO_CLIP := out/demo_target.mp4
 
-demo: $(DEMO_CLIP)
+demo: models $(DEMO_CLIP)
 	$(BIN)/swapcam run --face models/samples/gauss.png --input $(DEMO_CLIP) \
 		--output file:out/demo_swapped.mp4 --duration 20
 	@echo "demo: wrote out/demo_swapped.mp4 — to watch live, rerun the command above with --output window"
