@@ -279,15 +279,18 @@ def check_virtual_camera() -> list[Check]:
     if importlib.util.find_spec("pyvirtualcam") is None:
         return [Check("warn", "virtual camera", "pyvirtualcam is not installed — pip install pyvirtualcam")]
     if sys.platform.startswith("linux"):
+        import pyvirtualcam
+
         from realtime.v4l2 import loopback_devices
 
+        backends = f"pyvirtualcam {pyvirtualcam.__version__}, backends: {', '.join(pyvirtualcam.camera.BACKENDS)}"
         found = loopback_devices()
         if found:
             names = ", ".join(f"{d.path} ({d.name})" for d in found)
-            return [Check("pass", "virtual camera", f"v4l2loopback: {names}")]
+            return [Check("pass", "virtual camera", f"v4l2loopback devices: {names}; {backends}")]
         loaded = Path("/sys/module/v4l2loopback").exists()
         why = "v4l2loopback is loaded but has no device" if loaded else "v4l2loopback is not loaded"
-        return [Check("warn", "virtual camera", SwapcamError("E10", why).message())]
+        return [Check("warn", "virtual camera", f"{backends}; " + SwapcamError("E10", why).message())]
     from realtime.commands.devices import virtualcam_backends
 
     lines = [line.strip() for line in virtualcam_backends()]
