@@ -30,6 +30,7 @@ from realtime.swappers.inswapper import (
     InswapperSwapper,
     load_emap,
     neural_models_present,
+    upcast_to_float32,
 )
 
 W, H = 640, 480
@@ -154,6 +155,43 @@ def test_emap_is_the_last_initializer(tmp_path: Path, arcface_path: Path) -> Non
     garbage.write_bytes(b"\x00not onnx" * 100)
     with pytest.raises(ModelError, match="E07"):
         load_emap(garbage)
+
+
+@pytest.mark.parametrize("io", ["float32", "float16"])
+def test_float16_file_runs_in_float32_on_onnxruntime(tmp_path: Path, io: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The fp16 file is upcast for ONNX Runtime: float32 arithmetic on the float16-rounded weights."""
+    import logging
+
+    import onnx
+
+    rng = np.random.default_rng(3)
+    gain = rng.uniform(0.9, 1.1, (3, 128, 128))
+    path = standins.inswapper(tmp_path / "fp16.onnx", gain=gain, offset=0.01, weights="float16", io=io)
+    upcast = onnx.load_from_string(upcast_to_float32(onnx.load(str(path))))
+    assert not has_float16(upcast)
+    with caplog.at_level(logging.INFO, logger="realtime.swappers.inswapper"):
+        model = Inswapper.open(path, backend="onnxruntime", device="cpu")
+    assert "float16 weights upcast to float32" in caplog.text
+    assert model.target.dtype == np.float32 and model.source.dtype == np.float32
+    target = rng.uniform(0, 1, (1, 3, 128, 128)).astype(np.float32)
+    expected = target * gain.astype(np.float16).astype(np.float32) + np.float32(np.float16(0.01))
+    out = model.run(target, np.zeros((1, 512), np.float32))
+    assert np.abs(out - expected).max() < 1e-6  # float16 arithmetic would be off by ~1e-4
+    np.testing.assert_array_equal(model.emap, standins.emap_matrix().astype(np.float16).astype(np.float32))
+    as_is = Inswapper.open(path, backend="onnxruntime", device="cpu", upcast_fp16=False)
+    assert as_is.target.dtype == (np.float16 if io == "float16" else np.float32)
+    if io == "float16":  # the input itself is rounded to float16
+        assert np.abs(as_is.run(target, np.zeros((1, 512), np.float32)) - expected).max() > 1e-5
+
+
+def has_float16(model: object) -> bool:
+    from onnx import TensorProto
+
+    graph = model.graph  # type: ignore[attr-defined]
+    types = [v.type.tensor_type.elem_type for v in (*graph.input, *graph.output, *graph.value_info)]
+    casts = [a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"]
+    return TensorProto.FLOAT16 in (*types, *casts, *(i.data_type for i in graph.initializer))
 
 
 # ---------------------------------------------------------------- source embedding

@@ -104,25 +104,70 @@ def source_latent(identity: np.ndarray, emap: np.ndarray) -> np.ndarray:
     return l2_normalize(identity.reshape(1, -1).astype(np.float64) @ emap.astype(np.float64)).reshape(1, -1)
 
 
-def load_emap(path: Path) -> np.ndarray:
-    """The 512×512 ``emap`` matrix: the last initializer of the inswapper graph, as float32.
-
-    Raises ModelError E07 when the file is not an inswapper graph.
-    """
+def read_onnx(path: Path) -> Any:
+    """The parsed ONNX model (onnx.ModelProto); ModelError E07 when the file is not readable ONNX."""
     import onnx
-    from onnx import numpy_helper
 
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError… for a broken file
         raise ModelError("E07", f"{path.name} is not a readable ONNX file ({exc})") from exc
-    if not graph.initializer:
-        raise ModelError("E07", f"{path.name} has no initializers: not an inswapper model")
-    emap = numpy_helper.to_array(graph.initializer[-1])
+
+
+def emap_of(model: Any, name: str) -> np.ndarray:
+    """The 512×512 ``emap`` matrix: the last initializer of the inswapper graph, as float32 (E07 if absent)."""
+    from onnx import numpy_helper
+
+    initializers = model.graph.initializer
+    if not initializers:
+        raise ModelError("E07", f"{name} has no initializers: not an inswapper model")
+    emap = numpy_helper.to_array(initializers[-1])
     if emap.shape != (EMBEDDING, EMBEDDING):
-        raise ModelError("E07", f"{path.name}: last initializer is {emap.shape}, not the 512×512 emap "
-                                "of inswapper_128")
+        raise ModelError("E07", f"{name}: last initializer is {emap.shape}, not the 512×512 emap of inswapper_128")
     return np.ascontiguousarray(emap, dtype=np.float32)
+
+
+def load_emap(path: Path) -> np.ndarray:
+    """The emap of the inswapper file at ``path`` (see :func:`emap_of`)."""
+    return emap_of(read_onnx(path), path.name)
+
+
+def has_float16_weights(model: Any) -> bool:
+    """True when the graph stores float16 initializers (an fp16 conversion)."""
+    from onnx import TensorProto
+
+    return any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def upcast_to_float32(model: Any) -> bytes:
+    """The serialized model with every float16 initializer, constant, cast and tensor type made float32.
+
+    The weights keep their float16-rounded values; only the arithmetic moves to
+    float32. Used on ONNX Runtime, where the float16 inswapper graph is known to
+    produce distorted or black faces since 1.17 (microsoft/onnxruntime#19437) and
+    where the CPU provider has no fast float16 kernels anyway. ``model`` is changed in place.
+    """
+    from onnx import TensorProto, numpy_helper
+
+    f16, f32 = TensorProto.FLOAT16, TensorProto.FLOAT
+
+    def as_float32(tensor: Any) -> Any:
+        return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name)
+
+    graph = model.graph
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == f16:
+            graph.initializer[i].CopyFrom(as_float32(init))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == f16:
+                attr.i = f32
+            elif attr.HasField("t") and attr.t.data_type == f16:
+                attr.t.CopyFrom(as_float32(attr.t))
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.type.tensor_type.elem_type == f16:
+            value.type.tensor_type.elem_type = f32
+    return bytes(model.SerializeToString())
 
 
 def model_input(engine: Engine, name: str, shape: tuple[int, ...], model: str) -> TensorSpec:
@@ -179,6 +224,34 @@ class Inswapper:
         """The model on ``engine`` with the emap read from the same ``path``."""
         return cls(engine=engine, emap=load_emap(path))
 
+    @classmethod
+    def open(cls, path: Path, *, backend: str = "auto", device: str = "auto", threads: int = 1,
+             upcast_fp16: bool = True) -> Inswapper:
+        """Open ``path`` on the backend selection picks; a float16 file runs upcast to float32 on ONNX Runtime.
+
+        TensorRT gets the file as it is (float16 is what it is fast at).
+        """
+        from realtime import models
+        from realtime.engines.probe import probe_availability
+        from realtime.engines.selection import choose, open_engine
+
+        model = read_onnx(path)
+        emap = emap_of(model, path.name)
+        name = path.name.removesuffix(".onnx")
+        available = probe_availability()
+        if upcast_fp16 and has_float16_weights(model):
+            choice = choose(model_name=name, model_sha256=models.cached_sha256(path), available=available,
+                            backend=backend, device=device)
+            if choice.backend == "onnxruntime":
+                log.info("%s; float16 weights upcast to float32 (ONNX Runtime's float16 run of this graph is "
+                         "unreliable: onnxruntime#19437)", choice.summary())
+                engine = _ort_engine(upcast_to_float32(model), list(choice.providers), threads, name, device)
+                return cls(engine=engine, emap=emap)
+        del model
+        engine = open_engine(path, backend=backend, device=device, threads=threads, available=available,
+                             model_name=name)
+        return cls(engine=engine, emap=emap)
+
     def run(self, target: np.ndarray, latent: np.ndarray) -> np.ndarray:
         """1×3×128×128 RGB [0, 1] target and 1×512 latent → 1×3×128×128 RGB [0, 1] (float32)."""
         feeds = {self.target.name: target.astype(self.target.dtype, copy=False),
@@ -197,6 +270,21 @@ class Inswapper:
             host = {k: v.cpu().numpy() for k, v in feeds.items()}
             out = torch.from_numpy(np.asarray(self.engine.run(host)[self.output])).to(target.device)
         return out.float()
+
+
+def _ort_engine(model: bytes, providers: list[str], threads: int, name: str, device: str) -> Engine:
+    """An ONNX Runtime engine from model bytes, refusing (``--device cuda``) or reporting a lost CUDA provider."""
+    from realtime.engines.ort import CPU_PROVIDER, OrtEngine
+    from realtime.errors import BackendError, warning_text
+
+    engine = OrtEngine(model, providers=providers, intra_threads=threads)
+    lost = [p for p in engine.lost_providers() if p != CPU_PROVIDER]
+    if lost:
+        detail = f"{name}: {', '.join(lost)} failed to load, running on {engine.provider}"
+        if device == "cuda":
+            raise BackendError("E19", detail)
+        log.warning("%s", warning_text("E19", detail))
+    return engine
 
 
 def _torch_dtype(dtype: np.dtype) -> Any:
@@ -275,18 +363,20 @@ class InswapperSwapper:
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto", threads: int = 1,
-             color_correct: bool = True, keep_mouth: bool = True) -> InswapperSwapper:
-        """Open the fetched models from the models folder (E06 missing, E07 checksum mismatch)."""
+             color_correct: bool = True, keep_mouth: bool = True, upcast_fp16: bool = True) -> InswapperSwapper:
+        """Open the fetched models from the models folder (E06 missing, E07 checksum mismatch).
+
+        ``upcast_fp16``: run a float16 swapper file in float32 on ONNX Runtime (see :func:`upcast_to_float32`).
+        """
         from realtime.engines.selection import open_engine
 
         swapper_path, arcface_path = neural_model_paths(root, device=device)
         arcface = ArcFace(engine=open_engine(arcface_path, backend=backend, device=device, threads=threads,
                                              model_name=ARCFACE))
-        engine = open_engine(swapper_path, backend=backend, device=device, threads=threads,
-                             model_name=swapper_path.name.removesuffix(".onnx"))
-        model = Inswapper.from_file(swapper_path, engine=engine)
+        model = Inswapper.open(swapper_path, backend=backend, device=device, threads=threads, upcast_fp16=upcast_fp16)
         options = InswapperOptions(color_correct=color_correct, keep_mouth=keep_mouth)
-        return cls(swapper=model, arcface=arcface, options=options, device_path=DevicePath.create(engine, options))
+        return cls(swapper=model, arcface=arcface, options=options,
+                   device_path=DevicePath.create(model.engine, options))
 
     # -- source
 
