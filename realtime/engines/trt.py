@@ -226,6 +226,8 @@ class TrtEngine:
             self._enqueue()  # the first plain run lets TensorRT finish its lazy setup before capture
             self._capture()
             return
+        for spec in self._inputs:  # copy_ would broadcast a wrong shape silently
+            check_input_shape(spec.name, tuple(tensors[spec.name].shape), spec.shape, None)
         with torch.cuda.stream(self._stream):
             for name, tensor in tensors.items():
                 self._held_inputs[name].copy_(tensor, non_blocking=True)
