@@ -565,7 +565,7 @@ def match_colors_torch(src: Any, dst: Any, weight: Any) -> Any:
     s, d = src_lab[inside], dst_lab[inside]
     floor = torch.tensor([blend.MIN_STD * 100 / 255, blend.MIN_STD, blend.MIN_STD], device=src.device)
     gain = (torch.maximum(d.std(dim=0, unbiased=False), floor)
-            / torch.maximum(s.std(dim=0, unbiased=False), floor)).clamp(1 / blend.MAX_GAIN, blend.MAX_GAIN)
+            / torch.maximum(s.std(dim=0, unbiased=False), floor)).clamp(blend.MIN_GAIN, blend.MAX_GAIN)
     moved = (src_lab - s.mean(dim=0)) * gain + d.mean(dim=0)
     return (gpu_ops.lab_to_bgr(moved) * 255.0).permute(2, 0, 1)
 
