@@ -5,7 +5,9 @@ record: TensorRT with a matching engine → ONNX Runtime with the best provider
 (CUDA, DirectML, CoreML) → ONNX Runtime CPU. :func:`open_engine` probes the
 machine, chooses, logs the choice with the reasons the better options were
 skipped, opens the engine and checks that ONNX Runtime really loaded the
-provider it was asked for (E19 instead of silently running at CPU speed).
+provider it was asked for (E19 instead of silently running at CPU speed). An
+accelerated engine comes wrapped in a :class:`~realtime.engines.fallback.FallbackEngine`
+that moves to a lesser backend when the GPU runs out of memory mid-run (E20).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from realtime.engines.base import Engine
+from realtime.engines.fallback import FallbackEngine, fallback_chain
 from realtime.engines.ort import CPU_PROVIDER, CUDA_PROVIDER, OrtEngine
 from realtime.engines.probe import Availability, probe_availability
 from realtime.engines.sidecar import EngineSidecar, file_sha256, mismatches, read_sidecar
@@ -195,16 +198,22 @@ def select_and_open(model: Path, *, backend: str = "auto", device: str = "auto",
     for warning in choice.warnings:
         log.warning("%s", warning)
     log.info("%s", choice.summary())
+    opened: Engine
     if choice.backend == "tensorrt":
         from realtime.engines.trt import TrtEngine
 
         assert choice.engine_path is not None and choice.sidecar is not None
-        trt_engine = TrtEngine(choice.engine_path, version_compatible=choice.sidecar.version_compatible,
-                               cuda_graph=cuda_graph)
-        return trt_engine, choice
-    ort_engine = OrtEngine(model, providers=list(choice.providers), intra_threads=threads)
-    _check_loaded(ort_engine, name, device=device)
-    return ort_engine, choice
+        opened = TrtEngine(choice.engine_path, version_compatible=choice.sidecar.version_compatible,
+                           cuda_graph=cuda_graph)
+    else:
+        opened = OrtEngine(model, providers=list(choice.providers), intra_threads=threads)
+        _check_loaded(opened, name, device=device)
+    # Out of GPU memory mid-run: reopen on a lesser backend instead of failing every frame (E20).
+    chain = fallback_chain(model, backend=opened.backend, provider=opened.provider,
+                           ort_providers=available.ort_providers, threads=threads)
+    if chain:
+        opened = FallbackEngine(opened, fallbacks=chain, name=name)
+    return opened, choice
 
 
 def _check_loaded(engine: OrtEngine, name: str, *, device: str) -> None:

@@ -6,10 +6,15 @@ there is nothing to track, when a track's face-presence score drops, and
 every ``redetect_every`` frames to pick up new faces. When every slot
 (``max_faces``) is filled by a healthy track, that periodic check can only
 find a bigger face entering, so it runs at the small ``check_size`` input.
+
+Under memory pressure (the detector's engine is a FallbackEngine on a GPU),
+a failed detection first steps the detector input down (half, to 160 px at
+least) and retries; only then does the engine fall back to a lesser backend.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from realtime.engines.fallback import FallbackEngine, ResourcePressure
 from realtime.engines.selection import open_engine
-from realtime.errors import UsageError
+from realtime.errors import UsageError, warning_text
 from realtime.faces.detector import DEFAULT_INPUT_SIZE, ScrfdDetector, check_input_size, iou
 from realtime.faces.landmarks import (
     CropBox,
@@ -35,9 +41,12 @@ from realtime.faces.types import Face
 from realtime.frame import Frame
 from realtime.models import model_path
 
+log = logging.getLogger(__name__)
+
 STILL_SIZE = 640  # photos: faces can be small, and one detection costs ≈0.1 s at most
 CHECK_SIZE = 160  # ≈7 ms: enough to notice a new, bigger face while all slots are tracked
 DUPLICATE_IOU = 0.5
+RELIEF_FLOOR = 160  # under memory pressure the detector input steps down to this size at the least
 
 
 @dataclass
@@ -92,6 +101,10 @@ class FaceAnalyzer:
         self._since_detect = 0
         self._frame_no = 0
         self.detections = 0  # detector runs while tracking (for tests and stats)
+        self.size_cap: int | None = None  # detector input limit after out-of-memory step-downs
+        self._detecting = 0  # the input size of the detection in progress
+        if isinstance(detector.engine, FallbackEngine) and not detector.fixed_input:
+            detector.engine.relief = self._shrink_detector
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto",
@@ -113,7 +126,7 @@ class FaceAnalyzer:
         Detects at ``still_size``; the mesh runs twice per face, the second time on the crop its first
         landmarks give, which fits the model's training crops better than the detector box does.
         """
-        faces = self.detector.detect(image, size=max(self.options.still_size, self.detector.options.input_size))
+        faces = self._run_detector(image, max(self.options.still_size, self.detector.options.input_size))
         result = []
         for face in faces[:max_faces]:
             points, presence = self.mesh.landmarks(image, crop_from_detection(face.box, face.keypoints))
@@ -165,7 +178,7 @@ class FaceAnalyzer:
         """Run the detector; open a track (crop from the box) for each face not tracked yet that could
         win a slot: any while slots are free, else only one bigger than the smallest tracked face."""
         with _stage(frame, "detect"):
-            found = self.detector.detect(image, size=size)
+            found = self._run_detector(image, size)
         self._since_detect = 0
         self.detections += 1
         free = self.options.max_faces - len(self._tracks)
@@ -179,6 +192,26 @@ class FaceAnalyzer:
             free -= 1
             self._tracks.append(_Track(crop=crop, score=face.score,
                                        smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
+
+    def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
+        """The detector at ``size`` px (None: its own input size), or at the smaller cap a memory shortage set."""
+        while True:
+            wanted = size or self.detector.options.input_size
+            self._detecting = min(wanted, self.size_cap or wanted)
+            try:
+                return self.detector.detect(image, size=size if self._detecting == wanted else self._detecting)
+            except ResourcePressure:
+                continue  # _shrink_detector lowered the cap: the retry is lighter (it ends at the floor)
+
+    def _shrink_detector(self, exc: BaseException) -> bool:
+        """Relief for the detector's engine: half the input size, down to RELIEF_FLOOR; False at the floor."""
+        smaller = max(RELIEF_FLOOR, self._detecting // 2 // 32 * 32)
+        if smaller >= self._detecting:
+            return False
+        log.warning("%s", warning_text("E20", f"face detector at {self._detecting} px: {type(exc).__name__} — "
+                                              f"stepping down to {smaller} px, the stream goes on"))
+        self.size_cap = smaller
+        return True
 
     def _follow(self, image: np.ndarray, frame: Frame | None) -> None:
         """Run the mesh on each track not yet seen in this frame (crop from the previous frame's

@@ -173,6 +173,11 @@ class ScrfdDetector:
         # An engine built for one shape (e.g. a TensorRT engine) is fed exactly that shape.
         self._fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
 
+    @property
+    def fixed_input(self) -> bool:
+        """True when the engine takes one input shape only, so ``size`` cannot change it."""
+        return self._fixed is not None
+
     def detect(self, image_bgr: np.ndarray, *, size: int | None = None) -> list[Face]:
         """Faces in an H×W×3 uint8 BGR image, largest first, in image pixels.
 
