@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,12 +49,19 @@ def parse_chaos(text: str) -> ChaosConfig:
 
 
 class ChaosSource:
-    """Wraps a source; each read fails with SignalLost at the given rate."""
+    """Wraps a source; each read fails with SignalLost at the given rate.
+
+    ``fault`` names the stats error counter the failures land in; ``last_injected_ns``
+    is when the latest one was injected (0: none yet).
+    """
+
+    fault = "source"
 
     def __init__(self, source: Source, *, rate: float, seed: int = 0) -> None:
         self.inner = source
         self.rate = rate
         self.injected = 0
+        self.last_injected_ns = 0
         self._rng = random.Random(seed)
         self.name, self.width, self.height = f"chaos({source.name})", source.width, source.height
         self.fps, self.live = source.fps, source.live
@@ -62,6 +70,7 @@ class ChaosSource:
         """The inner source's frame, or an injected SignalLost."""
         if self._rng.random() < self.rate:
             self.injected += 1
+            self.last_injected_ns = time.monotonic_ns()
             raise SignalLost("injected read failure (--chaos)")
         return self.inner.read()
 
@@ -78,12 +87,16 @@ class InjectedFault(RuntimeError):
 
 
 class ChaosProcessor:
-    """Wraps a processor; each frame raises InjectedFault at the given rate."""
+    """Wraps a processor; each frame raises InjectedFault at the given rate (see ChaosSource for the
+    ``fault`` and ``last_injected_ns`` attributes)."""
+
+    fault = "processor"
 
     def __init__(self, processor: Processor, *, rate: float, seed: int = 0) -> None:
         self.inner = processor
         self.rate = rate
         self.injected = 0
+        self.last_injected_ns = 0
         self.name = f"chaos({processor.name})"
         self._rng = random.Random(seed + 1)
 
@@ -91,6 +104,7 @@ class ChaosProcessor:
         """The inner processor's result, or an injected exception."""
         if self._rng.random() < self.rate:
             self.injected += 1
+            self.last_injected_ns = time.monotonic_ns()
             raise InjectedFault(f"injected processor failure on frame {frame.seq} (--chaos)")
         return self.inner.process(frame)
 

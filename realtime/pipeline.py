@@ -32,6 +32,8 @@ POLL_S = 0.05  # how often a waiting worker re-checks the stop event
 JOIN_S = 1.5  # budget for joining the threads: the whole stop stays within 2 s
 MAX_SINK_FAILURES = 60  # consecutive failures of one sink before the run stops
 BACKOFF_S = (0.1, 2.0)  # first and longest wait between reconnect attempts of a lost source
+# A loss shorter than this (one failed read) re-sends the last frame: no NO SIGNAL flash in the call.
+NO_SIGNAL_AFTER_S = 0.25
 
 
 def no_signal_image(width: int, height: int) -> np.ndarray:
@@ -82,6 +84,7 @@ class Pipeline:
         ]
         self._stopped = False
         self.signal_lost = threading.Event()
+        self._lost_since = 0.0  # monotonic time the current loss began
         self._backoff_s = BACKOFF_S[0]
         self._no_signal: Frame | None = None
 
@@ -212,7 +215,7 @@ class Pipeline:
             if frame is False:
                 break
             if frame is None:
-                if self.signal_lost.is_set() and self.config.on_signal_loss == "black" and self.live:
+                if self._showing_no_signal():
                     self._emit(self._no_signal_frame(), resent=True)
                 elif resend and last is not None:
                     self._emit(last, resent=True)
@@ -224,10 +227,18 @@ class Pipeline:
 
     # -- helpers ---------------------------------------------------------------------
 
+    def _showing_no_signal(self) -> bool:
+        """True while the outputs should show NO SIGNAL: a live source lost for NO_SIGNAL_AFTER_S, with
+        --on-signal-loss black."""
+        if not (self.signal_lost.is_set() and self.config.on_signal_loss == "black" and self.live):
+            return False
+        return time.monotonic() - self._lost_since >= NO_SIGNAL_AFTER_S
+
     def _recover(self, exc: SignalLost) -> None:
         """Count the loss, wait with exponential backoff, then try to reopen the source."""
         if not self.signal_lost.is_set():
             log.warning(warning_text("E22", f"{self.source.name}: {exc}"))
+            self._lost_since = time.monotonic()
         self.signal_lost.set()
         self.stats.count("source_errors")
         if self.stop_event.wait(self._backoff_s):

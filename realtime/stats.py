@@ -16,6 +16,9 @@ from realtime.frame import Frame
 from realtime.ring import Ring
 
 PERCENTILES = (50, 95, 99)
+# Per-frame samples a run keeps: 2.4 h at 30 fps (≈ 20 MB). Past that every other sample is dropped and
+# only every 2nd (4th...) frame is recorded: a uniform sample of the whole run, and memory stays flat.
+MAX_SAMPLES = 1 << 18
 
 
 def summarize_ms(values: Sequence[float] | np.ndarray) -> dict[str, float]:
@@ -32,7 +35,12 @@ def summarize_ms(values: Sequence[float] | np.ndarray) -> dict[str, float]:
 
 @dataclass
 class Stats:
-    """Collects what the pipeline threads report; safe to read while they run."""
+    """Collects what the pipeline threads report; safe to read while they run.
+
+    Counters count every frame; the per-frame arrays (latencies, output times,
+    sequences, stage times) hold at most ``max_samples`` (None: no limit) — see
+    MAX_SAMPLES.
+    """
 
     rings: dict[str, Ring[Any]] = field(default_factory=dict)
     captured: int = 0
@@ -47,6 +55,8 @@ class Stats:
     output_times_ns: array[int] = field(default_factory=lambda: array("q"))
     sequences: array[int] = field(default_factory=lambda: array("q"))
     stage_ms: dict[str, array[float]] = field(default_factory=lambda: defaultdict(lambda: array("d")))
+    max_samples: int | None = MAX_SAMPLES
+    sample_every: int = 1  # frames per recorded sample; doubles each time the arrays are thinned
     started_ns: int = field(default_factory=time.monotonic_ns)
     _recent_in: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     _recent_out: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
@@ -73,11 +83,24 @@ class Stats:
                 return
             self.output += 1
             self._recent_out.append(now)
+            if (self.output - 1) % self.sample_every:
+                return
             self.latencies_ms.append((now - frame.t_capture) / 1e6)
             self.output_times_ns.append(now)
             self.sequences.append(frame.seq)
             for name, (start, end) in frame.stages.items():
                 self.stage_ms[name].append((end - start) / 1e6)
+            if self.max_samples is not None and len(self.latencies_ms) >= self.max_samples:
+                self._thin()
+
+    def _thin(self) -> None:
+        """Keep every other sample and record half as often from now on (caller holds the lock)."""
+        self.latencies_ms = self.latencies_ms[::2]
+        self.output_times_ns = self.output_times_ns[::2]
+        self.sequences = self.sequences[::2]
+        for name, values in self.stage_ms.items():
+            self.stage_ms[name] = values[::2]
+        self.sample_every *= 2
 
     def count(self, counter: str) -> None:
         """Increment one of the error counters (``sink_errors``, ``source_errors``...)."""

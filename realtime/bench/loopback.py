@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
@@ -116,7 +117,7 @@ class HopSamples:
         self,
         read_back: list[tuple[int | None, int]],
         written_ns: dict[int, int],
-        captured_ns: dict[int, int],
+        captured_ns: Mapping[int, int],
     ) -> None:
         """Add one round: ``written_ns`` maps stamp → when the output wrote it, ``captured_ns`` → capture."""
         first: dict[int, int] = {}

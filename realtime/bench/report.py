@@ -12,6 +12,7 @@ from typing import Any
 from realtime import __version__
 from realtime.bench.runner import BenchSettings, ConfigRun
 from realtime.bench.schema import SCHEMA_VERSION
+from realtime.bench.soak import chaos_summary, chaos_text, soak_summary, soak_text
 from realtime.errors import SwapcamError
 
 JSONABLE = (str, int, float, bool, type(None))
@@ -51,7 +52,14 @@ def build_report(
     machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything measured, in the shape ``schema.SCHEMA`` documents."""
-    configs = [run.result() for run in runs]
+    configs = []
+    for run in runs:
+        entry = run.result()
+        prepared = run.processor is not None  # skipped at setup: nothing ran, nothing to judge
+        entry["soak"] = (soak_summary(run, window_s=settings.soak_window_s)
+                         if settings.soak_active and prepared else None)
+        entry["chaos"] = chaos_summary(run, entry["errors"])
+        configs.append(entry)
     loopback = None
     if settings.loopback is not None:
         loopback = {
@@ -67,7 +75,7 @@ def build_report(
         "machine": machine or machine_info(),
         "settings": {
             "duration_s": settings.duration_s, "warmup_s": settings.warmup_s, "rounds": settings.rounds,
-            "loopback": settings.loopback,
+            "loopback": settings.loopback, "soak": settings.soak_active, "soak_window_s": settings.soak_window_s,
         },
         "options": _plain_options(options),
         "interrupted": interrupted,
@@ -199,6 +207,10 @@ def format_report(report: dict[str, Any]) -> str:
         parts += ["", "size sweep (ratios against the first size)", sweep_table(report["sweep"])]
     if report["loopback"]:
         parts += ["", loopback_text(report["loopback"], measured)]
+    if any(c["chaos"] for c in configs):
+        parts += ["", chaos_text(configs)]
+    if any(c["soak"] for c in configs):
+        parts += ["", soak_text(configs)]
     return "\n".join(parts)
 
 

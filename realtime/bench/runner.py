@@ -12,8 +12,9 @@ import argparse
 import logging
 import sys
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +23,16 @@ import psutil
 
 from realtime.bench.loopback import HopSamples, LoopbackReader, resolve_device
 from realtime.bench.overrides import Plan
-from realtime.bench.stamps import StampCheck, StampedSource, StampProbe, check_stamps, disagreements, stamp_latencies
+from realtime.bench.stamps import (
+    StageSplits,
+    StampCheck,
+    StampedSource,
+    StampProbe,
+    check_stamps,
+    disagreements,
+    stamp_latencies,
+)
+from realtime.chaos import ChaosProcessor, ChaosSource
 from realtime.config import PipelineConfig, SourceConfig
 from realtime.errors import SwapcamError, UsageError
 from realtime.frame import Frame
@@ -37,6 +47,8 @@ from realtime.stats import Stats, summarize_ms
 log = logging.getLogger(__name__)
 
 MIN_ROUND_S = 0.2
+SOAK_FROM_S = 120.0  # runs this long report the soak verdict without --soak
+SOAK_WINDOW_S = 60.0  # the soak compares the p99 of the first and the last minute
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,8 @@ class BenchSettings:
     warmup_s: float = 1.0
     rounds: int = 1
     loopback: str | None = None
+    soak: bool = False  # report the soak verdict; on by itself from SOAK_FROM_S (see realtime.bench.soak)
+    soak_window_s: float = SOAK_WINDOW_S
 
     def __post_init__(self) -> None:
         if not 0 < self.duration_s <= 3600:
@@ -62,6 +76,13 @@ class BenchSettings:
         if self.duration_s / self.rounds < MIN_ROUND_S:
             raise UsageError("E01", f"--duration {self.duration_s:g} s over {self.rounds} rounds is too short",
                              remedy=f"give each round at least {MIN_ROUND_S} s: raise --duration or lower --rounds")
+        if not 0 < self.soak_window_s <= 3600:
+            raise UsageError("E01", f"--soak-window {self.soak_window_s}", remedy="use 0 < seconds <= 3600, e.g. 60")
+
+    @property
+    def soak_active(self) -> bool:
+        """True when the report includes the soak verdict."""
+        return self.soak or self.duration_s >= SOAK_FROM_S
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,14 @@ class KeptOpen:
 
     def close(self) -> None:
         """Left to the bench, which closes each processor once at the end."""
+
+
+def worker_failures(pipeline: Pipeline) -> list[str]:
+    """One line per pipeline worker that died with an exception or did not stop."""
+    lines = [f"{type(exc).__name__}: {exc}" for exc in pipeline.errors]
+    if not pipeline.finished:
+        lines.append("a worker thread did not stop within the join timeout")
+    return lines
 
 
 def gpu_memory_mb() -> float | None:
@@ -182,6 +211,16 @@ class RoundData:
     probe: StampProbe
     elapsed_s: float
     read_back: list[tuple[int | None, int]] | None = None
+    faults: list[InjectedFaults] = field(default_factory=list)
+
+
+@dataclass
+class InjectedFaults:
+    """What one fault injector (realtime.chaos) did in one run."""
+
+    kind: str  # "source" or "processor": the stats error counter the faults land in
+    injected: int
+    last_ns: int  # monotonic ns of the last one (0: none)
 
 
 @dataclass
@@ -200,17 +239,24 @@ class ConfigRun:
     elapsed_s: float = 0.0
     counters: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
-    latency_ms: list[float] = field(default_factory=list)
-    latency_t_s: list[float] = field(default_factory=list)
-    stamp_ms: list[float] = field(default_factory=list)
-    stamp_t_s: list[float] = field(default_factory=list)
+    # Per-frame series as compact arrays (8 bytes a value, not ~32 for a float in a list): a soak stays flat.
+    latency_ms: array[float] = field(default_factory=lambda: array("d"))
+    latency_t_s: array[float] = field(default_factory=lambda: array("d"))
+    stamp_ms: array[float] = field(default_factory=lambda: array("d"))
+    stamp_t_s: array[float] = field(default_factory=lambda: array("d"))
     stamp_check: StampCheck = field(default_factory=StampCheck)
-    splits: list[dict[str, float]] = field(default_factory=list)
-    output_stage_ms: list[float] = field(default_factory=list)
+    splits: StageSplits = field(default_factory=StageSplits)
+    output_stage_ms: array[float] = field(default_factory=lambda: array("d"))
     resources: ResourceSampler = field(default_factory=ResourceSampler)
     rate_in: Rate = field(default_factory=lambda: Rate())
     rate_out: Rate = field(default_factory=lambda: Rate())
     hops: HopSamples | None = None
+    # For the soak and chaos reports (realtime.bench.soak):
+    rss_start_mb: float | None = None  # 1 s into the first measured round
+    rss_end_mb: float | None = None  # at the last sample before the last measured round stopped
+    worker_errors: list[str] = field(default_factory=list)  # workers that died or did not stop, any phase
+    injected: Counter[str] = field(default_factory=Counter)  # faults injected, by kind
+    output_after_fault: Counter[str] = field(default_factory=Counter)  # frames output after the last one
 
     @property
     def ok(self) -> bool:
@@ -231,14 +277,18 @@ class ConfigRun:
         self.rate_in.add(list(data.source.captured_ns.values()))
         self.rate_out.add(list(stats.output_times_ns))
         self.latency_ms.extend(stats.latencies_ms)
-        self.latency_t_s += [(t - t0_ns) / 1e9 for t in stats.output_times_ns]
+        self.latency_t_s.extend((t - t0_ns) / 1e9 for t in stats.output_times_ns)
         probe_seen = data.probe.seen
         for t_ns, ms in stamp_latencies(probe_seen, data.source.captured_ns):
             self.stamp_t_s.append((t_ns - t0_ns) / 1e9)
             self.stamp_ms.append(ms)
         self.stamp_check += check_stamps([seq for seq, _ in probe_seen], data.source.captured_ns.keys())
-        self.splits += data.probe.splits
+        self.splits.extend(data.probe.splits)
         self.output_stage_ms.extend(stats.stage_ms.get("output", ()))
+        for fault in data.faults:
+            self.injected[fault.kind] += fault.injected
+            if fault.injected:
+                self.output_after_fault[fault.kind] += sum(t > fault.last_ns for t in stats.output_times_ns)
         if data.read_back is not None:
             written: dict[int, int] = {}
             for seq, t_ns in probe_seen:
@@ -249,13 +299,11 @@ class ConfigRun:
 
     def stages(self) -> dict[str, dict[str, float]]:
         """Per-stage summaries in pipeline order: queue_in, infer, sub-stages, queue_out, output."""
-        names: list[str] = []
-        for split in self.splits:
-            names += [name for name in split if name not in names]
+        names = list(self.splits.ms)
         top = ["queue_in", "infer"]
         order = [n for n in top if n in names] + [n for n in names if n not in (*top, "queue_out")]
         order += ["queue_out"] if "queue_out" in names else []
-        result = {name: summarize_ms([s[name] for s in self.splits if name in s]) for name in order}
+        result = {name: summarize_ms(self.splits.ms[name]) for name in order}
         if self.output_stage_ms:
             result["output"] = summarize_ms(self.output_stage_ms)
         return result
@@ -306,7 +354,7 @@ MEASUREMENT_KEYS = ("frames", "fps", "drops", "errors", "latency_ms", "stages_ms
                     "loopback", "series")
 
 
-def _rounded(values: list[float]) -> list[float]:
+def _rounded(values: Sequence[float]) -> list[float]:
     return [round(v, 3) for v in values]
 
 
@@ -386,12 +434,23 @@ class Bench:
         if not config_run.ok:
             return
         sampler = config_run.resources if measure else ResourceSampler()
+        first_sample = len(sampler.rss_mb)
         try:
             data = self._run_once(config_run, duration_s, sampler)
         except SwapcamError as exc:
             self._skip(config_run, exc, phase)
             return
+        except Exception as exc:  # a worker's bug: reported like any other skip; other configurations go on
+            log.debug("%s failed", config_run.plan.label, exc_info=True)
+            self._skip(config_run, SwapcamError("E17", f"{type(exc).__name__}: {exc}"), phase)
+            return
         if measure:
+            # Taken while the pipeline runs (the samples once a second; the last one is after the stop), so
+            # the start already holds the running pipeline's working set and growth means accumulation.
+            running = sampler.rss_mb[first_sample:-1] or sampler.rss_mb[-1:]
+            if config_run.rss_start_mb is None:
+                config_run.rss_start_mb = running[0]
+            config_run.rss_end_mb = running[-1]
             config_run.add_round(data, t0_ns=self.t0_ns)
         lat = summarize_ms(data.stats.latencies_ms)
         self.progress(f"{phase:<13} {config_run.plan.label}: {data.stats.output / max(data.elapsed_s, 1e-9):5.1f} "
@@ -422,7 +481,7 @@ class Bench:
         processor: Processor = KeptOpen(config_run.processor)
         if hooks.wrap_processor is not None:
             processor = hooks.wrap_processor(processor)
-        stats = Stats()
+        stats = Stats(max_samples=None)  # a bench run is bounded in time; its rates need every frame
         pipeline = Pipeline(source=source, processor=processor, sinks=sinks, config=config, stats=stats)
         reader = self._open_reader()
         sampler.prime()
@@ -434,8 +493,11 @@ class Bench:
             sampler.sample()
             if reader is not None:
                 reader.stop()
+            config_run.worker_errors += worker_failures(pipeline)
+        faults = [InjectedFaults(kind=part.fault, injected=part.injected, last_ns=part.last_injected_ns)
+                  for part in (raw, processor) if isinstance(part, (ChaosSource, ChaosProcessor))]
         return RoundData(stats=stats, source=source, probe=probe, elapsed_s=elapsed,
-                         read_back=reader.seen if reader is not None else None)
+                         read_back=reader.seen if reader is not None else None, faults=faults)
 
     def _open_sinks(self, config: PipelineConfig, source: Source, probe: StampProbe) -> list[Sink]:
         """The user's --output sinks, then the probe, then the loopback virtual camera (if any)."""

@@ -1,7 +1,9 @@
 """The JSON schema of ``swapcam bench --json`` (docs/bench_schema.json is a copy) and the writer.
 
 ``schema_version`` changes when a field is removed, renamed or changes
-meaning; tools reading the report should check it.
+meaning; tools reading the report should check it. (Version 1 gained the
+``soak`` and ``chaos`` fields of each configuration and ``settings.soak*``
+later: additions, readers of the earlier fields are unaffected.)
 """
 
 from __future__ import annotations
@@ -78,6 +80,41 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+_SOAK = _object({
+    "rss_mb": _object({
+        "start": {**_NULLABLE_NUMBER, "description": "resident memory 1 s into the first measured round"},
+        "end": {**_NULLABLE_NUMBER,
+                "description": "resident memory at the last sample (once a second) before the last round stopped"},
+        "growth": _NULLABLE_NUMBER,
+        "limit": {**_NUMBER, "description": "the most growth that passes"},
+    }),
+    "workers": _object({
+        "deaths": {**_COUNT, "description": "pipeline workers that died or did not stop, warm-up included"},
+        "errors": {"type": "array", "items": {"type": "string"}, "description": "the first five, in words"},
+    }),
+    "p99_ms": _object({
+        "window_s": {**_NULLABLE_NUMBER, "description": "length of the first and the last window"},
+        "first": _NULLABLE_NUMBER, "last": _NULLABLE_NUMBER,
+        "change": {**_NULLABLE_NUMBER, "description": "last / first - 1"},
+        "tolerance": {**_NUMBER, "description": "the largest |change| that passes"},
+    }),
+    "checks": _object({"rss": {"type": "boolean"}, "workers": {"type": "boolean"}, "p99": {"type": "boolean"}}),
+    "passed": {"type": "boolean"},
+}, nullable=True)
+_SOAK["description"] = "the soak verdict (--soak, or --duration of 120 s or more); null otherwise"
+
+_CHAOS = {
+    "type": ["array", "null"],
+    "description": "one entry per kind of fault --chaos injected; null without --chaos",
+    "items": _object({
+        "fault": {"enum": ["source", "processor"]},
+        "injected": _COUNT,
+        "counted": {**_COUNT, "description": "the matching error counter (errors.source / errors.processor)"},
+        "output_after_last": {**_COUNT, "description": "frames output after the last injected fault"},
+        "went_on": {"type": "boolean"},
+    }),
+}
+
 _CONFIG = _object({
     "label": {"type": "string", "description": "the overrides, e.g. 'ring-size=2'; 'default' without any"},
     "overrides": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -109,6 +146,8 @@ _CONFIG = _object({
     "resources": _nullable(_RESOURCES),
     "loopback": _LOOPBACK,
     "series": _nullable(_object({"frame": _SERIES, "stamp": _SERIES})),
+    "soak": _SOAK,
+    "chaos": _CHAOS,
 })
 
 _RATIO_ROW = _object({
@@ -144,6 +183,8 @@ SCHEMA: dict[str, Any] = {
             "warmup_s": {**_NUMBER, "description": "discarded seconds run once per configuration first"},
             "rounds": _COUNT,
             "loopback": _STRING_OR_NULL,
+            "soak": {"type": "boolean", "description": "the soak verdict is reported"},
+            "soak_window_s": {**_NUMBER, "description": "the longest first/last window the soak compares"},
         }),
         "options": {"type": "object", "description": "the command's options (paths as text)"},
         "interrupted": {"type": "boolean", "description": "Ctrl-C ended the run; only finished rounds count"},

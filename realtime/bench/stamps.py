@@ -9,7 +9,8 @@ repeats, reordering and frames that never arrived, whatever the counters say.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from array import array
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,56 @@ from realtime.stamp import CELL, COLS, ROWS, STAMP_HEIGHT, STAMP_WIDTH, draw_sta
 
 # Pipeline stages that are not processor sub-stages.
 PIPELINE_STAGES = ("infer", "output")
+
+
+class CaptureTimes(Mapping[int, int]):
+    """stamp → monotonic ns, for stamps 0, 1, 2... in order: 8 bytes a frame (a dict takes ~100), so an
+    hour-long soak stays flat. Stamps of frames too small to carry one are absent."""
+
+    def __init__(self) -> None:
+        self._ns = array("q")
+        self._count = 0
+
+    def record(self, seq: int, t_ns: int | None) -> None:
+        """Record stamp ``seq`` (the next one) at ``t_ns``; None leaves it absent."""
+        if seq != len(self._ns):
+            raise ValueError(f"stamps are recorded in order: expected {len(self._ns)}, got {seq}")
+        self._ns.append(-1 if t_ns is None else t_ns)
+        self._count += t_ns is not None
+
+    def __getitem__(self, seq: int) -> int:
+        if not isinstance(seq, int) or not 0 <= seq < len(self._ns) or self._ns[seq] < 0:
+            raise KeyError(seq)
+        return self._ns[seq]
+
+    def __iter__(self) -> Iterator[int]:
+        return (seq for seq, t_ns in enumerate(self._ns) if t_ns >= 0)
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class StageSplits:
+    """Per-stage milliseconds of many frames as compact arrays, stages in the order first seen."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.ms: dict[str, array[float]] = {}
+
+    def add(self, split: dict[str, float]) -> None:
+        """One frame's split (see :func:`stage_split`)."""
+        self.frames += 1
+        for name, value in split.items():
+            self.ms.setdefault(name, array("d")).append(value)
+
+    def extend(self, other: StageSplits) -> None:
+        """Add every frame of ``other``."""
+        self.frames += other.frames
+        for name, values in other.ms.items():
+            self.ms.setdefault(name, array("d")).extend(values)
+
+    def __len__(self) -> int:
+        return self.frames
 
 
 class StampedSource:
@@ -34,7 +85,7 @@ class StampedSource:
         self.inner = inner
         self.name, self.width, self.height = inner.name, inner.width, inner.height
         self.fps, self.live = inner.fps, inner.live
-        self.captured_ns: dict[int, int] = {}
+        self.captured_ns = CaptureTimes()
         self._next = 0
 
     def read(self) -> np.ndarray:
@@ -48,7 +99,9 @@ class StampedSource:
             draw_stamp(image, seq)
             # Timed after drawing (~0.1 ms), as the pipeline's own capture time is: stamping is the
             # benchmark's cost, not the pipeline's, and both latencies then start at the same point.
-            self.captured_ns[seq] = time.monotonic_ns()
+            self.captured_ns.record(seq, time.monotonic_ns())
+        else:
+            self.captured_ns.record(seq, None)
         return image
 
     def reconnect(self) -> None:
@@ -69,33 +122,38 @@ class StampProbe:
     ~0.3 ms) it keeps only the middle pixel of each stamp cell and decodes them
     after the run: inside the pipeline frames are uncompressed, so the middle
     pixel is exact. ``splits`` holds each frame's stage split at its first emission.
+    Everything is kept in flat arrays (~170 bytes a frame), so long soaks stay flat.
     """
 
     name = "stamp-probe"
 
     def __init__(self) -> None:
-        self._cells: list[np.ndarray] = []
-        self._times: list[int] = []
-        self.splits: list[dict[str, float]] = []
+        self._cells = bytearray()  # _CELL_BYTES per write; zeros (an invalid stamp) for a frame too small
+        self._times = array("q")
+        self.splits = StageSplits()
 
     def write(self, frame: Frame) -> None:
         """Record the frame's stamp cells and, the first time it is written, its stage split."""
         now = time.monotonic_ns()
-        self._cells.append(frame.image[_MID:STAMP_HEIGHT:CELL, _MID:STAMP_WIDTH:CELL].copy())
+        cells = frame.image[_MID:STAMP_HEIGHT:CELL, _MID:STAMP_WIDTH:CELL]
+        self._cells += cells.tobytes() if cells.shape == _CELL_SHAPE else bytes(_CELL_BYTES)
         self._times.append(now)
         if frame.t_output == 0:  # the pipeline sets t_output after a frame's first emission
-            self.splits.append(stage_split(frame, now))
+            self.splits.add(stage_split(frame, now))
 
     @property
     def seen(self) -> list[tuple[int | None, int]]:
         """(decoded stamp or None, monotonic ns) for every write, re-sends included."""
-        return [(_decode_cells(cells), t_ns) for cells, t_ns in zip(self._cells, self._times, strict=True)]
+        cells = np.frombuffer(bytes(self._cells), np.uint8).reshape(-1, *_CELL_SHAPE)
+        return [(_decode_cells(one), t_ns) for one, t_ns in zip(cells, self._times, strict=True)]
 
     def close(self) -> None:
         """Nothing to release."""
 
 
 _MID = CELL // 2
+_CELL_SHAPE = (ROWS, COLS, 3)
+_CELL_BYTES = ROWS * COLS * 3  # all zero decodes to None: seq 0's check byte is not 0
 
 
 def _decode_cells(cells: np.ndarray) -> int | None:
@@ -184,7 +242,7 @@ def check_stamps(seen: Sequence[int | None], captured: Collection[int] | None = 
 
 
 def stamp_latencies(
-    seen: Sequence[tuple[int | None, int]], captured_ns: dict[int, int]
+    seen: Sequence[tuple[int | None, int]], captured_ns: Mapping[int, int]
 ) -> list[tuple[int, float]]:
     """(output ns, capture-to-output ms) for the first arrival of each captured stamp."""
     first: set[int] = set()

@@ -14,7 +14,7 @@ from typing import Any
 
 from realtime.bench.overrides import Axis, Plan, option_dests, parse_axis, parse_sweep, plan_configs
 from realtime.bench.report import build_report, format_report
-from realtime.bench.runner import Bench, BenchSettings, Hooks, Setup
+from realtime.bench.runner import SOAK_WINDOW_S, Bench, BenchSettings, Hooks, Setup
 from realtime.bench.schema import write_report
 from realtime.chaos import ChaosProcessor, ChaosSource, parse_chaos
 from realtime.commands.options import add_pipeline_options, add_source_options, pipeline_config, source_config
@@ -40,6 +40,8 @@ examples:
       (tensorrt is reported as skipped, with the reason, where it cannot run)
   swapcam bench --sweep size=640x480,1280x720,1920x1080
   swapcam bench --loopback /dev/video10   (reads the virtual camera back; skipped, with the reason, without one)
+  swapcam bench --input clip.mp4 --loop --face me.jpg --duration 600 --chaos source=0.01,processor=0.02
+      (a soak: RSS growth, worker deaths and p99 of minute 1 vs the last minute; exit 1 if it fails)
 """
 
 
@@ -73,6 +75,10 @@ def add_parser(sub: Any) -> None:
                        "size=640x480,1280x720,1920x1080")
     group.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON (docs/bench_schema.json)")
     group.add_argument("--plot", type=Path, metavar="PATH", help="draw latency over time, CDF and stages as PNG")
+    group.add_argument("--soak", action="store_true",
+                       help="report the soak verdict: RSS growth ≤ 30 MB, no worker death, p99 of the last minute "
+                            "within 10%% of the first (on by itself from --duration 120); exit 1 if it fails")
+    group.add_argument("--soak-window", type=float, default=SOAK_WINDOW_S, help=argparse.SUPPRESS)
     group.add_argument("--loopback", nargs="?", const="auto", metavar="DEVICE",
                        help="also output to a virtual camera (default: the first v4l2loopback device) and read "
                             "it back as a capture device, to time the virtual-camera hop")
@@ -142,6 +148,7 @@ def handle(args: argparse.Namespace) -> int:
     settings = BenchSettings(
         duration_s=args.duration or DEFAULT_DURATION_S, warmup_s=args.warmup,
         rounds=args.rounds if args.rounds is not None else (COMPARE_ROUNDS if axes else 1), loopback=args.loopback,
+        soak=args.soak, soak_window_s=args.soak_window,
     )
     plans = plan_configs(args, axes, add_config_options, default_label="default")
     check_face_overrides(plans)
@@ -160,6 +167,8 @@ def handle(args: argparse.Namespace) -> int:
         plot_report(report, args.plot)
     if bench.interrupted:
         return 130
+    if any(c["soak"] is not None and not c["soak"]["passed"] for c in report["configs"]):
+        return 1
     measured = [run for run in runs if run.rounds]
     if not measured and runs[0].skipped is not None:
         return runs[0].skipped.exit_status
