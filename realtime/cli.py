@@ -9,17 +9,27 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from realtime import __version__
 from realtime.commands import bench, devices, doctor, models, run, swap
-from realtime.errors import EXIT_RUNTIME, EXIT_USAGE, SwapcamError
+from realtime.errors import EXIT_RUNTIME, EXIT_USAGE, SwapcamError, UsageError
 
 COMMANDS = (run, swap, bench, models, devices, doctor)
 
 
+class CodedParser(argparse.ArgumentParser):
+    """argparse whose usage errors (a bad number, an unknown choice, a missing option) print the same coded
+    one-line error as every other failure, with exit status 2; sub-command parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        coded = UsageError("E01", message, remedy=f"see `{self.prog} --help`")
+        self.exit(EXIT_USAGE, f"error: {coded.message()}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="swapcam", description="Live face swap with measured latency.")
+    parser = CodedParser(prog="swapcam", description="Live face swap with measured latency.")
     parser.add_argument("--version", action="version", version=f"swapcam {__version__}")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log verbosity; debug also prints tracebacks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -111,6 +112,10 @@ class VideoSource:
             except av.error.ExitError as exc:  # PyAV's timeout interrupted the open
                 raise InputError("E13", f"{self.location}: nothing received within {self.timeout_s:g} s") from exc
             except (av.FFmpegError, OSError) as exc:
+                if getattr(exc, "errno", None) == errno.EADDRINUSE:  # udp:// listens on the port it reads
+                    raise InputError("E13", f"{self.location}: the port is in use by another program",
+                                     remedy="stop the program that uses this port, or send to another "
+                                            "port and read that one") from exc
                 raise InputError("E13", f"{self.location}: {_reason(exc)}") from exc
         if not Path(self.location).is_file():
             raise InputError("E12", f"{self.location}: no such file")
