@@ -93,6 +93,9 @@ class VideoSource:
             self._container.close()
             raise InputError("E12", f"{self.location}: no video stream")
         self._stream = self._container.streams.video[0]
+        if self._stream.codec_context is None:  # a codec FFmpeg has no decoder for (or a damaged codec id)
+            self._container.close()
+            raise InputError("E12", f"{self.location}: no decoder for its video codec")
         # Frame threading delays every frame by the thread count: fine for files, not for live streams.
         self._stream.thread_type = "SLICE" if self.network else "AUTO"
         codec = self._stream.codec_context
