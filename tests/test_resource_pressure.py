@@ -26,6 +26,7 @@ from realtime.engines.fallback import (
     fallback_chain,
     is_resource_error,
     ort_fallback,
+    with_cpu_fallback,
 )
 from realtime.engines.ort import CPU_PROVIDER, CUDA_PROVIDER, OrtEngine
 from realtime.errors import BackendError, SwapcamError
@@ -193,6 +194,27 @@ def test_fallback_chains(tmp_path: Path) -> None:
                                               ort_providers=both)]
     assert labels == ["onnxruntime CPUExecutionProvider"]
     assert fallback_chain(model, backend="onnxruntime", provider=CPU_PROVIDER, ort_providers=both) == []
+
+
+def test_cpu_fallback_makes_its_model_only_when_needed(models_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The inswapper's float32 upcast is made in memory: its CPU fallback makes it again only on a fallback."""
+    made: list[int] = []
+
+    def model() -> bytes:
+        made.append(1)
+        return model_path("face_mesh").read_bytes()
+
+    engine = with_cpu_fallback(RunsOutOfMemory(cpu_engine("face_mesh"), ok_calls=2), model, name="face_mesh")
+    feeds = {"input_1": np.zeros((1, 3, 192, 192), np.float32)}
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            engine.run(feeds)
+        assert made == []
+        for _ in range(3):
+            engine.run(feeds)
+    assert made == [1] and len(e20_records(caplog)) == 1 and engine.provider == CPU_PROVIDER
+    plain = cpu_engine("face_mesh")
+    assert with_cpu_fallback(plain, model, name="face_mesh") is plain  # on CPU already: nothing to fall back to
 
 
 def test_a_cpu_engine_is_not_wrapped(models_root: Path) -> None:

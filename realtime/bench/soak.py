@@ -129,7 +129,7 @@ def soak_text(configs: list[dict[str, Any]]) -> str:
         if not checks["p99"]:
             notes.append(f"  {c['label']}: p99 of the last window {_mb(p99['last'])} ms vs the first "
                          f"{_mb(p99['first'])} ms (tolerance ±{p99['tolerance'] * 100:g}%)")
-    span = "-" if window is None else f"{window:g} s"
+    span = "-" if window is None else f"{window:.3g} s"
     return "\n".join([f"soak (memory, workers, p99 of the first vs the last {span})",
                       format_table(headers, rows), *notes])
 

@@ -85,6 +85,21 @@ def ort_fallback(model: Path | bytes, *, providers: Sequence[str], threads: int 
     return Fallback(label=f"onnxruntime {providers[0]}", open=open_ort)
 
 
+def with_cpu_fallback(engine: Engine, model: Callable[[], Path | bytes], *, name: str, threads: int = 1) -> Engine:
+    """``engine`` wrapped to fall back to ONNX Runtime CPU, unless it runs on CPU already.
+
+    ``model`` makes the model (a path or bytes) only when the fallback happens: a model converted in
+    memory (e.g. the inswapper upcast to float32) is not kept twice for a fallback that may never come.
+    """
+    if engine.backend != "tensorrt" and engine.provider == CPU_PROVIDER:
+        return engine
+
+    def open_cpu() -> Engine:
+        return OrtEngine(model(), providers=[CPU_PROVIDER], intra_threads=threads)
+
+    return FallbackEngine(engine, fallbacks=[Fallback(label=f"onnxruntime {CPU_PROVIDER}", open=open_cpu)], name=name)
+
+
 def fallback_chain(model: Path, *, backend: str, provider: str, ort_providers: Sequence[str],
                    threads: int = 1) -> list[Fallback]:
     """The backends to try, in order, after the one running (``backend``/``provider``) fails.

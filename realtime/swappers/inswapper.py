@@ -232,6 +232,7 @@ class Inswapper:
         TensorRT gets the file as it is (float16 is what it is fast at).
         """
         from realtime import models
+        from realtime.engines.fallback import with_cpu_fallback
         from realtime.engines.probe import probe_availability
         from realtime.engines.selection import choose, open_engine
 
@@ -246,6 +247,8 @@ class Inswapper:
                 log.info("%s; float16 weights upcast to float32 (ONNX Runtime's float16 run of this graph is "
                          "unreliable: onnxruntime#19437)", choice.summary())
                 engine = _ort_engine(upcast_to_float32(model), list(choice.providers), threads, name, device)
+                engine = with_cpu_fallback(engine, lambda: upcast_to_float32(read_onnx(path)), name=name,
+                                           threads=threads)  # out of GPU memory mid-run: CPU (E20)
                 return cls(engine=engine, emap=emap)
         del model
         engine = open_engine(path, backend=backend, device=device, threads=threads, available=available,
