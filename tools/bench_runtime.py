@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-a", type=float, default=20.0, help="seconds for (a) (default 20)")
     parser.add_argument("--window", type=float, default=10.0, help="window for the p95 table of (b) (default 10 s)")
     parser.add_argument("--size", default="640x360", help="frame size for (b) (default 640x360: the queue's memory)")
-    parser.add_argument("--ring-size", type=int, default=2, help="ring capacity (default 2, as swapcam run)")
+    parser.add_argument("--ring-size", type=int, default=PipelineConfig.ring_size,
+                        help=f"ring capacity (default {PipelineConfig.ring_size}, as swapcam run)")
     parser.add_argument("--only", choices=["a", "b"], help="run just one part")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)

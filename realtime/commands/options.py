@@ -35,7 +35,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, default_output: str
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     stop.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
-    parser.add_argument("--ring-size", type=int, default=2, help="frames each ring holds (default 2)")
+    parser.add_argument("--ring-size", type=int, default=PipelineConfig.ring_size,
+                        help=f"frames each ring holds (default {PipelineConfig.ring_size})")
     parser.add_argument("--queue", choices=["ring", "unbounded"], default="ring", help=argparse.SUPPRESS)
     parser.add_argument("--sync-delay", type=float, default=0.0, metavar="MS",
                         help="hold each frame until MS after capture (match an audio delay)")
