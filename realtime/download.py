@@ -9,7 +9,6 @@ Plain urllib, so no dependency is added for it.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import IO, Any
 
 from realtime import __version__
 from realtime.errors import ModelError, OutputError
+from realtime.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,6 @@ class Remote:
     size: int | None = None
 
 
-def sha256_of(path: Path, *, chunk: int = CHUNK) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ProgressBar:
@@ -107,7 +100,7 @@ def download(remote: Remote, dest: Path, *, progress: IO[str] | None = None, tim
     folder cannot be written. ``progress``: stream for the progress bar (None: stderr).
     """
     if dest.is_file():
-        if sha256_of(dest) == remote.sha256:
+        if file_sha256(dest) == remote.sha256:
             log.info("%s is present and its sha256 matches", dest.name)
             return dest
         log.warning("%s is present but its sha256 does not match: downloading it again", dest.name)
@@ -230,7 +223,7 @@ def _resume_point(response: http.client.HTTPResponse, offset: int, size: int | N
 
 def _verify_and_move(remote: Remote, part: Path, dest: Path) -> None:
     """Check the finished ``part`` against the pinned sha256; rename it to ``dest`` or delete it."""
-    actual = sha256_of(part)
+    actual = file_sha256(part)
     if actual != remote.sha256:
         part.unlink(missing_ok=True)
         raise ModelError("E07", f"{dest.name} downloaded from {remote.url} has sha256 {actual}, "

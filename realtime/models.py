@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import ModelError
+from realtime.hashing import file_sha256
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = REPO_MODELS / "manifest.json"
@@ -75,13 +76,6 @@ def _digest(path: str, mtime_ns: int, size: int) -> str:
     return file_sha256(Path(path))
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file, read in chunks."""
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def cached_sha256(path: Path) -> str:

@@ -20,8 +20,8 @@ from realtime.download import (
     Remote,
     download,
     fetch_neural,
+    file_sha256,
     neural_entries,
-    sha256_of,
 )
 from realtime.errors import ModelError
 
@@ -128,7 +128,7 @@ def test_broken_transfer_is_retried_with_range_in_one_call(server: tuple[str, _S
     state.break_after = [100_000, 200_000]
     download(Remote(url, PAYLOAD_SHA), dest, progress=io.StringIO(), attempts=3, chunk=4096)
     assert state.ranges == [None, "bytes=100000-", "bytes=300000-"]
-    assert sha256_of(dest) == PAYLOAD_SHA
+    assert file_sha256(dest) == PAYLOAD_SHA
 
 
 def test_server_without_range_support_starts_over(server: tuple[str, _State], tmp_path: Path) -> None:

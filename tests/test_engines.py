@@ -23,7 +23,6 @@ from realtime.engines.sidecar import (
     EngineSidecar,
     GpuInfo,
     engine_file_name,
-    file_sha256,
     mismatches,
     read_sidecar,
     scan_engines,
@@ -32,6 +31,7 @@ from realtime.engines.sidecar import (
 )
 from realtime.engines.trt import check_input_shape, dims_to_shape
 from realtime.errors import BackendError, ModelError, SwapcamError, UsageError
+from realtime.hashing import file_sha256
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

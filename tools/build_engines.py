@@ -27,8 +27,9 @@ from typing import Any
 from realtime import models
 from realtime.engines.build import BuildOptions, Profiles, build_engine, parse_profile_arg
 from realtime.engines.probe import default_engines_dir, detect_gpu, tensorrt_version
-from realtime.engines.sidecar import GpuInfo, file_sha256, mismatches, scan_engines
+from realtime.engines.sidecar import GpuInfo, mismatches, scan_engines
 from realtime.errors import SwapcamError
+from realtime.hashing import file_sha256
 
 EXIT_BUILD_FAILED = 1
 EXIT_UNAVAILABLE = 2

@@ -22,10 +22,10 @@ from realtime.engines.sidecar import (
     EngineSidecar,
     GpuInfo,
     engine_file_name,
-    file_sha256,
     write_sidecar,
 )
 from realtime.errors import BackendError, UsageError
+from realtime.hashing import file_sha256
 
 Shape = list[int]
 Profiles = dict[str, dict[str, Shape]]  # input name -> {"min", "opt", "max"}

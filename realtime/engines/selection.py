@@ -21,8 +21,9 @@ from realtime.engines.base import Engine
 from realtime.engines.fallback import FallbackEngine, fallback_chain
 from realtime.engines.ort import CPU_PROVIDER, CUDA_PROVIDER, OrtEngine
 from realtime.engines.probe import Availability, probe_availability
-from realtime.engines.sidecar import EngineSidecar, file_sha256, mismatches, read_sidecar
+from realtime.engines.sidecar import EngineSidecar, mismatches, read_sidecar
 from realtime.errors import BackendError, ModelError, UsageError, warning_text
+from realtime.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 

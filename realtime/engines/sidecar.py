@@ -9,7 +9,6 @@ selection can refuse a mismatched engine with a reason instead of crashing in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -182,10 +181,3 @@ def _gpu_mismatches(sidecar: EngineSidecar, gpu: GpuInfo | None) -> list[str]:
     return []
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
