@@ -22,57 +22,17 @@ import av
 
 from realtime.config import PipelineConfig
 from realtime.errors import InputError, OutputError, UsageError
-from realtime.frame import Frame
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
+from realtime.sinks.file import CONTAINERS, FileSink
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+VIDEO_SUFFIXES = CONTAINERS  # the file sink's containers: .mp4, .m4v, .mov, .mkv
 # Audio codecs the MP4/MOV muxer takes as they are; anything else is re-encoded to AAC there.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 PROGRESS_INTERVAL_S = 0.25
-
-
-class SequencedFileSink:
-    """Encodes every frame to H.264 with timestamps from its sequence number (seq / fps).
-
-    An offline render runs faster or slower than real time, so capture times
-    say nothing about where a frame belongs; its index does.
-    """
-
-    def __init__(self, path: Path, *, width: int, height: int, fps: float) -> None:
-        from realtime.sinks.file import file_settings
-        from realtime.sinks.h264 import TIME_BASE, H264Output
-
-        self.name = f"file:{path}"
-        self.path = path
-        self.ticks_per_frame = 1.0 / fps / float(TIME_BASE)
-        try:
-            self._output = H264Output(str(path), container_format=VIDEO_SUFFIXES[path.suffix.lower()],
-                                      settings=file_settings(path, width=width, height=height, fps=fps))
-        except (av.FFmpegError, OSError) as exc:
-            raise OutputError("E14", f"{path}: {getattr(exc, 'strerror', None) or exc}") from exc
-
-    @property
-    def frames_written(self) -> int:
-        """Frames encoded so far."""
-        return self._output.frames_written
-
-    def write(self, frame: Frame) -> None:
-        """Encode ``frame`` at its place in the video."""
-        try:
-            self._output.encode(frame.image, round(frame.seq * self.ticks_per_frame))
-        except (av.FFmpegError, OSError) as exc:
-            raise OutputError("E14", f"{self.path}: {exc}") from exc
-
-    def close(self) -> None:
-        """Flush the encoder and finalise the file."""
-        try:
-            self._output.close()
-        except (av.FFmpegError, OSError) as exc:
-            raise OutputError("E14", f"{self.path}: finalising failed: {exc}") from exc
 
 
 class ProgressBar:
@@ -169,7 +129,7 @@ def swap_video(processor: Processor, target: Path, output: Path, *,
     temporary = output.with_name(f".{output.stem}.video{output.suffix}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        sink = SequencedFileSink(temporary, width=source.width, height=source.height, fps=source.fps)
+        sink = FileSink(temporary, width=source.width, height=source.height, fps=source.fps, timing="sequence")
     except BaseException:
         source.close()
         raise

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from runtime_media import read_video
+from runtime_media import read_video, write_stamped_video
 
 from realtime.config import PipelineConfig
 from realtime.errors import OutputError, SwapcamError, UsageError
@@ -28,6 +28,7 @@ from realtime.sinks.stream import StreamSink
 from realtime.sinks.virtualcam import VirtualCamSink, parse_target
 from realtime.sinks.window import WindowSink, gui_framework
 from realtime.sources.synthetic import SyntheticSource
+from realtime.sources.video import VideoSource
 from realtime.stamp import draw_stamp, read_stamp
 
 SWAPCAM = [str(Path(sys.executable).with_name("swapcam"))]
@@ -167,6 +168,30 @@ def test_file_sink_times_frames_by_capture_and_skips_repeats(tmp_path: Path) -> 
     _, times = read_video(path)
     assert times == pytest.approx([0.0, 0.033, 0.133, 0.167], abs=0.002)
     assert sink.frames_written == 4
+
+
+def test_file_sink_times_an_offline_render_by_frame_index(tmp_path: Path) -> None:
+    path = tmp_path / "offline.mp4"
+    sink = FileSink(path, width=160, height=120, fps=25, timing="sequence")
+    t0 = time.monotonic_ns()
+    image = np.zeros((120, 160, 3), np.uint8)
+    for seq in range(5):  # rendered far faster than real time: capture times 1 ms apart
+        sink.write(Frame(image=image.copy(), seq=seq, t_capture=t0 + seq * 1_000_000))
+    sink.close()
+    _, times = read_video(path)
+    assert times == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.16], abs=0.002)
+
+
+def test_offline_run_writes_the_file_at_its_own_frame_rate(tmp_path: Path) -> None:
+    clip = write_stamped_video(tmp_path / "in.mp4", frames=30, fps=30)
+    out = tmp_path / "out.mp4"
+    source = VideoSource(str(clip), loop=False, realtime=False, network=False)
+    sink = open_sink(parse_sink(f"file:{out}"), width=source.width, height=source.height, fps=source.fps,
+                     live=source.live)
+    Pipeline(source=source, processor=Passthrough(), sinks=[sink], config=PipelineConfig()).run()
+    stamps, times = read_video(out)
+    assert stamps == list(range(30))
+    assert times == pytest.approx([i / 30 for i in range(30)], abs=0.002)
 
 
 def test_file_sink_resizes_odd_frames(tmp_path: Path) -> None:

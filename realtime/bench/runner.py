@@ -512,7 +512,8 @@ class Bench:
             for spec in specs:
                 if spec == loopback:
                     sinks.append(probe)  # the probe sees each frame just before the virtual camera does
-                sinks.append(open_sink(spec, width=source.width, height=source.height, fps=source.fps))
+                sinks.append(open_sink(spec, width=source.width, height=source.height, fps=source.fps,
+                                       live=source.live))
         except BaseException:
             for sink in sinks:
                 sink.close()

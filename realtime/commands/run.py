@@ -41,13 +41,13 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def open_sinks(config: PipelineConfig, *, width: int, height: int, fps: float) -> list[Sink]:
+def open_sinks(config: PipelineConfig, *, width: int, height: int, fps: float, live: bool = True) -> list[Sink]:
     """Open every sink; if one fails the ones already open are closed first."""
     specs = [parse_sink(text) for text in config.sink_specs]
     sinks: list[Sink] = []
     try:
         for spec in specs:
-            sinks.append(open_sink(spec, width=width, height=height, fps=fps))
+            sinks.append(open_sink(spec, width=width, height=height, fps=fps, live=live))
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -67,7 +67,7 @@ def build_pipeline(
     if chaos is not None and chaos.processor_fail_rate > 0:
         processor = ChaosProcessor(processor, rate=chaos.processor_fail_rate, seed=chaos.seed)
     try:
-        sinks = open_sinks(config, width=source.width, height=source.height, fps=source.fps)
+        sinks = open_sinks(config, width=source.width, height=source.height, fps=source.fps, live=source.live)
     except BaseException:
         source.close()
         raise

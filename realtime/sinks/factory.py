@@ -52,8 +52,12 @@ def parse_sink(text: str) -> SinkSpec:
     raise UsageError("E02", f"--output {text!r}")
 
 
-def open_sink(spec: SinkSpec, *, width: int, height: int, fps: float) -> Sink:
-    """Open one sink for frames of ``width``×``height`` at ``fps``."""
+def open_sink(spec: SinkSpec, *, width: int, height: int, fps: float, live: bool = True) -> Sink:
+    """Open one sink for frames of ``width``×``height`` at ``fps``.
+
+    ``live=False`` (an offline render) makes a file output time frames by their
+    index instead of their capture time, which then says nothing about playback.
+    """
     if spec.kind == "null":
         from realtime.sinks.null import NullSink
 
@@ -72,4 +76,4 @@ def open_sink(spec: SinkSpec, *, width: int, height: int, fps: float) -> Sink:
         return StreamSink(spec.target, width=width, height=height, fps=fps)
     from realtime.sinks.file import FileSink
 
-    return FileSink(spec.target, width=width, height=height, fps=fps)
+    return FileSink(spec.target, width=width, height=height, fps=fps, timing="capture" if live else "sequence")

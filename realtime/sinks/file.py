@@ -33,16 +33,25 @@ def file_settings(path: Path, *, width: int, height: int, fps: float) -> H264Set
     )
 
 
-class FileSink:
-    """Writes each new frame once, timestamped by its capture time.
+TIMINGS = ("capture", "sequence")
 
-    Dropped frames leave gaps in time rather than speeding the video up, so
-    the file plays at real speed. A frame written again (the pipeline's
-    re-send) is skipped: the previous frame simply stays on screen longer.
+
+class FileSink:
+    """Writes each new frame once, timestamped by its capture time or by its sequence number.
+
+    ``timing="capture"`` (live): dropped frames leave gaps in time rather than
+    speeding the video up, so the file plays at real speed. ``timing="sequence"``
+    (offline render, which runs faster or slower than real time): frame n is
+    shown at n / fps. A frame written again (the pipeline's re-send) is
+    skipped: the previous frame simply stays on screen longer.
     """
 
-    def __init__(self, path: str | Path, *, width: int, height: int, fps: float) -> None:
+    def __init__(self, path: str | Path, *, width: int, height: int, fps: float, timing: str = "capture") -> None:
+        if timing not in TIMINGS:
+            raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
         self.path = Path(path)
+        self.timing = timing
+        self.ticks_per_frame = 1.0 / fps / float(TIME_BASE)
         self.name = f"file:{self.path}"
         if self.path.suffix.lower() not in CONTAINERS:
             raise UsageError("E01", f"file:{self.path} has no .mp4 or .mkv extension",
@@ -67,15 +76,19 @@ class FileSink:
         if frame.seq == self._last_seq:
             return
         self._last_seq = frame.seq
+        try:
+            self._output.encode(frame.image, self._pts(frame))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError("E14", f"{self.path}: {exc}") from exc
+
+    def _pts(self, frame: Frame) -> int:
+        if self.timing == "sequence":
+            return round(frame.seq * self.ticks_per_frame)
         # Placeholder frames (seq < 0, e.g. NO SIGNAL) are shown from the moment they are written.
         when = frame.t_capture if frame.seq >= 0 else time.monotonic_ns()
         if self._t0 is None:
             self._t0 = when
-        pts = round(max(0, when - self._t0) / 1e9 / TIME_BASE)
-        try:
-            self._output.encode(frame.image, pts)
-        except (av.FFmpegError, OSError) as exc:
-            raise OutputError("E14", f"{self.path}: {exc}") from exc
+        return round(max(0, when - self._t0) / 1e9 / TIME_BASE)
 
     def close(self) -> None:
         """Flush the encoder and finalise the file."""
