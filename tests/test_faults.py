@@ -131,3 +131,12 @@ def test_error_message_has_code_cause_and_remedy() -> None:
     assert error.message().startswith("E05 no face found in the source photo: me.jpg — use a photo")
     assert error.exit_status == 2
     assert isinstance(UsageError("E01"), ValueError)
+
+
+def test_readme_error_table_matches_the_catalogue() -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(REPO / "tools" / "error_table.py"), "--check", str(REPO / "README.md")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
