@@ -11,6 +11,7 @@ from realtime.bench.runner import BenchSettings
 from realtime.cli import build_parser
 from realtime.commands.bench import add_config_options, processing_key
 from realtime.commands.processing import add_processing_options
+from realtime.config import PipelineConfig
 from realtime.errors import UsageError
 
 
@@ -41,7 +42,7 @@ def test_overrides_go_through_the_run_options_with_their_types() -> None:
     args = apply_overrides(base, {"ring-size": "8", "queue": "unbounded", "fps": "15"}, add_config_options)
     assert (args.ring_size, args.queue, args.fps) == (8, "unbounded", 15.0)
     assert (args.size, args.processor) == ("320x240", "sleep:5")  # the rest is the base
-    assert base.ring_size == 2  # the base is not changed
+    assert base.ring_size == PipelineConfig.ring_size  # the base is not changed
 
 
 def test_swapper_none_means_no_processing() -> None:
