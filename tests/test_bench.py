@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+from bench_helpers import run_bench
 from PIL import Image
 
 from realtime.bench.overrides import Plan
@@ -23,17 +24,6 @@ from realtime.frame import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--size", "320x240", "--warmup", "0.2"]
-
-
-def run_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, dict[str, Any]]:
-    """Run ``swapcam bench ARGV --json`` in-process; returns exit status, stdout and the validated report."""
-    path = tmp_path / "bench.json"
-    args = build_parser().parse_args(["bench", *argv, "--json", str(path)])
-    status = args.handler(args)
-    out = capsys.readouterr().out
-    report = json.loads(path.read_text())
-    jsonschema.Draft202012Validator(SCHEMA).validate(report)
-    return status, out, report
 
 
 def only(report: dict[str, Any]) -> dict[str, Any]:

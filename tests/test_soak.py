@@ -7,16 +7,15 @@ seconds with a scaled-down window (the hidden ``--soak-window``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import numpy as np
 import pytest
+from bench_helpers import run_bench
 
 from realtime.bench.overrides import Plan
 from realtime.bench.report import build_report, format_report
@@ -24,7 +23,6 @@ from realtime.bench.runner import Bench, BenchSettings, ConfigRun, Hooks, Setup
 from realtime.bench.schema import SCHEMA
 from realtime.bench.soak import RSS_LIMIT_MB, soak_summary
 from realtime.bench.stamps import StampedSource, StampProbe
-from realtime.cli import build_parser
 from realtime.config import PipelineConfig, SourceConfig
 from realtime.models import sample_path
 from realtime.pipeline import Pipeline
@@ -35,16 +33,6 @@ from realtime.stats import Stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import render_demo_clip
-
-
-def run_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, dict[str, Any]]:
-    path = tmp_path / "bench.json"
-    args = build_parser().parse_args(["bench", *argv, "--json", str(path)])
-    status = args.handler(args)
-    out = capsys.readouterr().out
-    report = json.loads(path.read_text())
-    jsonschema.Draft202012Validator(SCHEMA).validate(report)
-    return status, out, report
 
 
 @pytest.fixture(scope="module")
