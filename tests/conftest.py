@@ -24,6 +24,12 @@ def models_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def model_file(models_root: Path) -> Callable[[str], Path]:
+    """``model_file("scrfd")`` → the fetched, checksum-verified model's path."""
+    return lambda name: model_path(name, root=models_root)
+
+
+@pytest.fixture(scope="session")
 def sample_image(models_root: Path) -> Callable[[str], np.ndarray]:
     """``sample_image("newton.png")`` → the sample photo as H×W×3 uint8 BGR, at full resolution."""
     cache: dict[str, np.ndarray] = {}

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from realtime.engines.build import (
     onnx_input_dims,
     parse_profile_arg,
 )
-from realtime.errors import ModelError, UsageError
+from realtime.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "build_engines.py"
@@ -87,27 +88,19 @@ def test_build_options_are_checked(changes: dict[str, object], tmp_path: Path) -
         BuildOptions(engines_dir=tmp_path, **changes)  # type: ignore[arg-type]
 
 
-def fetched(name: str) -> Path:
-    models = pytest.importorskip("realtime.models")
-    try:
-        return models.model_path(name)  # type: ignore[no-any-return]
-    except ModelError as exc:
-        pytest.skip(f"{name} not fetched ({exc.code}): run `swapcam models fetch`")
-
-
-def test_real_model_dims() -> None:
+def test_real_model_dims(model_file: Callable[[str], Path]) -> None:
     onnx = pytest.importorskip("onnx")
-    assert onnx_input_dims(onnx.load(str(fetched("scrfd")))) == {"input.1": [1, 3, None, None]}
-    assert onnx_input_dims(onnx.load(str(fetched("face_mesh")))) == {"input_1": [1, 3, 192, 192]}
+    assert onnx_input_dims(onnx.load(str(model_file("scrfd")))) == {"input.1": [1, 3, None, None]}
+    assert onnx_input_dims(onnx.load(str(model_file("face_mesh")))) == {"input_1": [1, 3, 192, 192]}
 
 
-def test_fp16_conversion_keeps_fp32_io_and_accuracy() -> None:
+def test_fp16_conversion_keeps_fp32_io_and_accuracy(model_file: Callable[[str], Path]) -> None:
     """What TensorRT 11 gets for an FP16 build: FP16 weights, FP32 inputs/outputs, same answers."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxconverter_common", reason="onnxconverter-common not installed")
     import onnxruntime as ort
 
-    model = onnx.load(str(fetched("face_mesh")))
+    model = onnx.load(str(model_file("face_mesh")))
     half = convert_to_fp16(model)
     assert not has_fp16_weights(model) and has_fp16_weights(half)
     float32 = onnx.TensorProto.FLOAT

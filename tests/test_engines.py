@@ -8,6 +8,7 @@ probed too, and the ONNX Runtime engine runs real models.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -372,22 +373,14 @@ def test_open_engine_with_explicit_engine_on_cpu_machine_is_e09(tiny: Path, tmp_
         open_engine(tiny, engine=engine, available=CPU_MACHINE)
 
 
-def real_model(name: str) -> Path:
-    models = pytest.importorskip("realtime.models")
-    try:
-        return models.model_path(name)  # type: ignore[no-any-return]
-    except ModelError as exc:
-        pytest.skip(f"{name} not fetched ({exc.code}): run `swapcam models fetch`")
-
-
-def test_real_models_run_on_the_chosen_backend() -> None:
+def test_real_models_run_on_the_chosen_backend(model_file: Callable[[str], Path]) -> None:
     rng = np.random.default_rng(3)
-    mesh = open_engine(real_model("face_mesh"))
+    mesh = open_engine(model_file("face_mesh"))
     out = mesh.run({"input_1": rng.random((1, 3, 192, 192), dtype=np.float32)})
     assert sorted(o.shape for o in out.values()) == [(1, 1, 1, 1), (1, 1404, 1, 1)]
-    scrfd = OrtEngine(real_model("scrfd"), providers=[CPU_PROVIDER], io_binding=True)
+    scrfd = OrtEngine(model_file("scrfd"), providers=[CPU_PROVIDER], io_binding=True)
     image = rng.random((1, 3, 320, 256), dtype=np.float32)
-    plain = OrtEngine(real_model("scrfd"), providers=[CPU_PROVIDER]).run({"input.1": image})
+    plain = OrtEngine(model_file("scrfd"), providers=[CPU_PROVIDER]).run({"input.1": image})
     bound = scrfd.run({"input.1": image})
     assert plain.keys() == bound.keys() and len(plain) == 9
     for name in plain:

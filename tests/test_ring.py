@@ -113,24 +113,27 @@ def _produce(ring: Ring[tuple[int, int]], producer: int, count: int) -> None:
         ring.put((producer, i))
 
 
+def _consume(ring: Ring[tuple[int, int]], received: list[tuple[int, int]], *, pause_every: int = 0) -> None:
+    """Read until the ring is closed; with ``pause_every`` sleep briefly after that many items."""
+    while True:
+        try:
+            item = ring.get(1.0)
+        except RingClosed:
+            return
+        if item is not None:
+            received.append(item)
+            if pause_every and len(received) % pause_every == 0:
+                time.sleep(0.0005)
+
+
 def test_concurrent_live_producers_lose_only_counted_items() -> None:
     """Several producers, one slowish consumer: per-producer order kept, no duplicates, losses == drops."""
     ring: Ring[tuple[int, int]] = Ring(capacity=4)
     producers, per_producer = 4, 5000
     received: list[tuple[int, int]] = []
 
-    def consume() -> None:
-        while True:
-            try:
-                item = ring.get(1.0)
-            except RingClosed:
-                return
-            if item is not None:
-                received.append(item)
-                if len(received) % 64 == 0:
-                    time.sleep(0.0005)  # slower than the producers: forces drops
-
-    consumer = threading.Thread(target=consume)
+    # Slower than the producers: forces drops.
+    consumer = threading.Thread(target=_consume, args=(ring, received), kwargs={"pause_every": 64})
     consumer.start()
     workers = [threading.Thread(target=_produce, args=(ring, p, per_producer)) for p in range(producers)]
     for worker in workers:
@@ -154,16 +157,7 @@ def test_concurrent_blocking_mode_delivers_everything_in_order() -> None:
     count = 20_000
     received: list[tuple[int, int]] = []
 
-    def consume() -> None:
-        while True:
-            try:
-                item = ring.get(1.0)
-            except RingClosed:
-                return
-            if item is not None:
-                received.append(item)
-
-    consumer = threading.Thread(target=consume)
+    consumer = threading.Thread(target=_consume, args=(ring, received))
     consumer.start()
     _produce(ring, 0, count)
     ring.close()
