@@ -24,7 +24,8 @@ from realtime.config import PipelineConfig
 from realtime.errors import InputError, OutputError, UsageError
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
-from realtime.sinks.file import CONTAINERS, FileSink
+from realtime.sinks.factory import SinkSpec, open_sink
+from realtime.sinks.file import CONTAINERS
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,9 @@ def swap_video(processor: Processor, target: Path, output: Path, *,
     temporary = output.with_name(f".{output.stem}.video{output.suffix}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        sink = FileSink(temporary, width=source.width, height=source.height, fps=source.fps, timing="sequence")
+        # Offline: the encoder runs on its own thread beside inference, and drops nothing.
+        sink = open_sink(SinkSpec("file", str(temporary)), width=source.width, height=source.height,
+                         fps=source.fps, live=False)
     except BaseException:
         source.close()
         raise

@@ -8,7 +8,8 @@
   a device (``virtualcam:/dev/video10``), a backend (``virtualcam:backend=obs``; v4l2loopback
   on Linux, obs on Windows/macOS, unitycapture on Windows) or both
   (``virtualcam:device=/dev/video10,backend=v4l2loopback``).
-- ``file:PATH`` — record to .mp4 (fragmented, playable even if killed) or .mkv, H.264.
+- ``file:PATH`` — record to .mp4 (fragmented, playable even if killed) or .mkv, H.264,
+  encoded on its own thread (see ``background``) so the recording adds no latency.
 - ``udp://HOST:PORT`` — MPEG-TS/H.264 for an OBS Media Source; ``srt://HOST:PORT`` where
   PyAV's FFmpeg has SRT.
 """
@@ -74,6 +75,9 @@ def open_sink(spec: SinkSpec, *, width: int, height: int, fps: float, live: bool
         from realtime.sinks.stream import StreamSink
 
         return StreamSink(spec.target, width=width, height=height, fps=fps)
+    from realtime.sinks.background import BackgroundSink, queue_frames
     from realtime.sinks.file import FileSink
 
-    return FileSink(spec.target, width=width, height=height, fps=fps, timing="capture" if live else "sequence")
+    recording = FileSink(spec.target, width=width, height=height, fps=fps, timing="capture" if live else "sequence")
+    return BackgroundSink(recording, capacity=queue_frames(width=width, height=height, fps=fps), blocking=not live,
+                          skip_repeats=True)
