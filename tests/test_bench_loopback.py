@@ -17,7 +17,8 @@ from realtime.sources.synthetic import SyntheticSource
 def test_reader_decodes_stamps_read_back_through_h264(tmp_path: Path) -> None:
     path = tmp_path / "loop.mp4"
     source = SyntheticSource(width=320, height=240, fps=30, paced=False)
-    sink = open_sink(parse_sink(f"file:{path}"), width=320, height=240, fps=30)
+    # Written far faster than real time: an offline recording, which waits for its encoder instead of dropping.
+    sink = open_sink(parse_sink(f"file:{path}"), width=320, height=240, fps=30, live=False)
     for seq in range(20):
         sink.write(Frame(image=source.read(), seq=seq, t_capture=time.monotonic_ns()))
     sink.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from realtime.engines.base import Engine
-from realtime.faces.analyzer import FaceAnalyzer
+from realtime.faces.analyzer import BackgroundCheck, FaceAnalyzer
 from realtime.faces.detector import ScrfdDetector
 from realtime.faces.landmarks import FaceMesh
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
@@ -154,6 +157,94 @@ def test_new_faces_are_picked_up(scrfd_engine: Engine, mesh_engine: Engine, phot
     assert faces[-1][0].box[2] < 480  # then the big face on the left
     assert isinstance(single.detector, RecordingDetector)
     assert single.options.check_size in single.detector.calls
+
+
+def test_background_check_keeps_the_detector_off_tracked_frames(scrfd_engine: Engine, mesh_engine: Engine,
+                                                                photo: np.ndarray) -> None:
+    """Live video: the periodic check runs on its own thread; only the first frame (nothing to track
+    yet) waits for the detector, yet the checks do run, at the small input."""
+    analyzer = _analyzer(scrfd_engine, mesh_engine, redetect_every=5, background_check=True)
+    try:
+        frames = []
+        for frame in _clip(photo, frames=40, shift_px=1):
+            assert len(analyzer.track(frame.image, frame)) == 1
+            frames.append(frame)
+            time.sleep(0.005)  # a little of the time a live frame interval leaves
+        assert [f.seq for f in frames if "detect" in f.stages] == [0]
+        assert isinstance(analyzer.detector, RecordingDetector)
+        assert analyzer.detector.calls[0] is None
+        assert analyzer.detector.calls.count(analyzer.options.check_size) >= 2
+        assert any(t.name == "swapcam-face-check" for t in threading.enumerate())
+    finally:
+        analyzer.close()
+    assert not any(t.name == "swapcam-face-check" for t in threading.enumerate())
+
+
+def test_background_check_picks_up_a_bigger_face(scrfd_engine: Engine, mesh_engine: Engine, photo: np.ndarray,
+                                                 sample_image: Callable[[str], np.ndarray]) -> None:
+    newton = sample_image("newton.png")[60:260, 286:486]
+    one = _two_faces(photo, newton, with_small=True, with_big=False)
+    both = _two_faces(photo, newton, with_small=True, with_big=True)
+    single = _analyzer(scrfd_engine, mesh_engine, max_faces=1, redetect_every=5, background_check=True)
+    try:
+        assert single.track(one, timestamp_s=0.0)[0].box[0] > 480  # the small face on the right
+        deadline = time.monotonic() + 10
+        switched = None
+        for i in itertools.count(1):
+            frame = Frame(image=both.copy(), seq=i, t_capture=round(i * 1e9 / FPS))
+            faces = single.track(frame.image, frame)
+            assert len(faces) == 1
+            if faces[0].box[2] < 480:  # the big face on the left
+                switched = frame
+                break
+            assert time.monotonic() < deadline, "the bigger face was never picked up"
+            time.sleep(0.01)
+        assert "detect" not in switched.stages  # adopted from the check, without waiting on this frame
+    finally:
+        single.close()
+
+
+def test_background_check_results_from_before_a_reset_are_dropped() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow_detect(image: np.ndarray) -> list[Face]:
+        started.set()
+        release.wait(5)
+        return [Face(box=np.array([0, 0, 10, 10], np.float32), keypoints=np.zeros((5, 2), np.float32), score=0.9)]
+
+    check = BackgroundCheck(slow_detect)
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert check.submit(image)
+    assert started.wait(5)
+    assert not check.submit(image)  # one at a time: a check already runs
+    check.discard()
+    release.set()
+    assert check.wait_idle(5)
+    assert check.take() is None
+    assert check.submit(image)
+    assert check.wait_idle(5)
+    found = check.take()
+    assert found is not None and len(found) == 1
+    assert check.take() is None  # handed over once
+    check.close()
+
+
+def test_a_failing_background_check_is_counted_and_the_next_one_runs() -> None:
+    calls = []
+
+    def flaky(image: np.ndarray) -> list[Face]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("provider failure")
+        return []
+
+    check = BackgroundCheck(flaky)
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert check.submit(image) and check.wait_idle(5)
+    assert check.failures == 1 and check.take() is None
+    assert check.submit(image) and check.wait_idle(5)
+    assert check.take() == []
+    check.close()
 
 
 def test_analyze_still_returns_every_face_largest_first(scrfd_engine: Engine, mesh_engine: Engine,

@@ -54,6 +54,9 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
                        help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
+    group.add_argument("--face-check", default="background", choices=("background", "inline"),
+                       help="where the once-a-second look for new faces runs in live video: background (its "
+                            "own thread; no frame waits for it, the default) or inline (on the frame it falls on)")
     group.add_argument("--det-size", type=int, metavar="PX",
                        help="face detector input size, a multiple of 32 (smaller is faster, finds fewer small "
                             "faces)")
@@ -102,15 +105,18 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
     from realtime.faceswap import FaceSwapProcessor, load_source_faces, prepare_swapper
 
     check_face_options(args)
+    live = fps is None and not getattr(args, "offline", False)
     swapper = build_swapper(args)
     if args.enhancer != "none":
         from realtime.enhancers.gfpgan import with_enhancer
 
         swapper = with_enhancer(swapper, args.enhancer, backend=args.backend, device=args.device,
                                 threads=args.threads, blend_weight=args.enhancer_blend,
-                                live=fps is None and not getattr(args, "offline", False))
+                                live=live)
+    # An offline render stays inline: the same video gives the same frames every time.
     analyzer = FaceAnalyzer.open(backend=args.backend, device=args.device, threads=args.threads,
-                                 det_size=args.det_size, max_faces=args.max_faces)
+                                 det_size=args.det_size, max_faces=args.max_faces,
+                                 background_check=live and args.face_check == "background")
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)
     prepare_swapper(swapper, sources)
     log.info("face swap: %s swapper, source %s, up to %d face(s) per frame", swapper.name,
