@@ -226,16 +226,13 @@ class FaceAnalyzer:
     def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
         """The detector at ``size`` px (None: its own input size), or at the smaller cap a memory shortage set."""
         with self._detector_lock:
-            return self._run_detector_unlocked(image, size)
-
-    def _run_detector_unlocked(self, image: np.ndarray, size: int | None) -> list[Face]:
-        while True:
-            wanted = size or self.detector.options.input_size
-            self._detecting = min(wanted, self.size_cap or wanted)
-            try:
-                return self.detector.detect(image, size=size if self._detecting == wanted else self._detecting)
-            except ResourcePressure:
-                continue  # _shrink_detector lowered the cap: the retry is lighter (it ends at the floor)
+            while True:
+                wanted = size or self.detector.options.input_size
+                self._detecting = min(wanted, self.size_cap or wanted)
+                try:
+                    return self.detector.detect(image, size=size if self._detecting == wanted else self._detecting)
+                except ResourcePressure:
+                    continue  # _shrink_detector lowered the cap: the retry is lighter (it ends at the floor)
 
     def _shrink_detector(self, exc: BaseException) -> bool:
         """Relief for the detector's engine: half the input size, down to RELIEF_FLOOR; False at the floor."""

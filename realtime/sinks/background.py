@@ -98,8 +98,7 @@ class BackgroundSink:
                 frame = self._queue.get()
             except RingClosed:
                 return
-            if frame is None:
-                continue
+            assert frame is not None  # no timeout: get returns a frame or raises
             try:
                 self.sink.write(frame)
             except Exception as exc:  # handed to the output thread by the next write
