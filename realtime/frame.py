@@ -48,3 +48,13 @@ class Frame:
     def latency_ms(self) -> float:
         """Capture-to-output latency in milliseconds (0 until output)."""
         return (self.t_output - self.t_capture) / 1e6 if self.t_output else 0.0
+
+
+@contextmanager
+def maybe_stage(frame: Frame | None, name: str) -> Iterator[None]:
+    """``frame.stage(name)`` when there is a frame (live video), nothing for a still photo."""
+    if frame is None:
+        yield
+    else:
+        with frame.stage(name):
+            yield

@@ -170,7 +170,7 @@ def test_float16_file_runs_in_float32_on_onnxruntime(tmp_path: Path, io: str,
     path = standins.inswapper(tmp_path / "fp16.onnx", gain=gain, offset=0.01, weights="float16", io=io)
     upcast = onnx.load_from_string(upcast_to_float32(onnx.load(str(path))))
     assert not has_float16(upcast)
-    with caplog.at_level(logging.INFO, logger="realtime.swappers.inswapper"):
+    with caplog.at_level(logging.INFO, logger="realtime.engines.opening"):
         model = Inswapper.open(path, backend="onnxruntime", device="cpu")
     assert "float16 weights upcast to float32" in caplog.text
     assert model.target.dtype == np.float32 and model.source.dtype == np.float32

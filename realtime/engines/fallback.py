@@ -77,10 +77,11 @@ def describe(engine: Engine) -> str:
     return f"{engine.backend} {engine.provider}"
 
 
-def ort_fallback(model: Path | bytes, *, providers: Sequence[str], threads: int = 1) -> Fallback:
-    """ONNX Runtime on ``providers`` (best first) as a fallback."""
+def ort_fallback(model: Path | bytes | Callable[[], Path | bytes], *, providers: Sequence[str],
+                 threads: int = 1) -> Fallback:
+    """ONNX Runtime on ``providers`` (best first) as a fallback; ``model`` may be a function making it."""
     def open_ort() -> Engine:
-        return OrtEngine(model, providers=list(providers), intra_threads=threads)
+        return OrtEngine(model() if callable(model) else model, providers=list(providers), intra_threads=threads)
 
     return Fallback(label=f"onnxruntime {providers[0]}", open=open_ort)
 
@@ -100,9 +101,11 @@ def with_cpu_fallback(engine: Engine, model: Callable[[], Path | bytes], *, name
     return FallbackEngine(engine, fallbacks=[Fallback(label=f"onnxruntime {CPU_PROVIDER}", open=open_cpu)], name=name)
 
 
-def fallback_chain(model: Path, *, backend: str, provider: str, ort_providers: Sequence[str],
-                   threads: int = 1) -> list[Fallback]:
+def fallback_chain(model: Path | Callable[[], Path | bytes], *, backend: str, provider: str,
+                   ort_providers: Sequence[str], threads: int = 1) -> list[Fallback]:
     """The backends to try, in order, after the one running (``backend``/``provider``) fails.
+
+    ``model`` is the model as ONNX Runtime runs it (a path, or a function making it: an upcast float16 graph).
 
     TensorRT → ONNX Runtime CUDA (when this onnxruntime has it) → CPU; an accelerated ONNX Runtime
     provider → CPU; CPU → nothing.

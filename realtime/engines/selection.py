@@ -13,6 +13,7 @@ that moves to a lesser backend when the GPU runs out of memory mid-run (E20).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -186,8 +187,13 @@ def _needs_checksum(available: Availability, engine: Path | None) -> bool:
 def select_and_open(model: Path, *, backend: str = "auto", device: str = "auto", threads: int = 1,
                     engines_dir: Path | None = None, engine: Path | None = None,
                     available: Availability | None = None, model_name: str | None = None,
-                    cuda_graph: bool = False) -> tuple[Engine, Choice]:
-    """Choose a backend for ``model``, log why, open it; returns the engine and the choice."""
+                    cuda_graph: bool = False, ort_model: Callable[[], Path | bytes] | None = None
+                    ) -> tuple[Engine, Choice]:
+    """Choose a backend for ``model``, log why, open it; returns the engine and the choice.
+
+    ``ort_model`` makes the model as ONNX Runtime should run it (e.g. a float16 graph upcast to float32),
+    for the first engine and for the fallbacks; TensorRT always takes ``model`` as it is.
+    """
     check_options(backend, device)
     if not model.is_file():
         raise ModelError("E06", str(model))
@@ -207,10 +213,11 @@ def select_and_open(model: Path, *, backend: str = "auto", device: str = "auto",
         opened = TrtEngine(choice.engine_path, version_compatible=choice.sidecar.version_compatible,
                            cuda_graph=cuda_graph)
     else:
-        opened = OrtEngine(model, providers=list(choice.providers), intra_threads=threads)
+        opened = OrtEngine(ort_model() if ort_model else model, providers=list(choice.providers),
+                           intra_threads=threads)
         _check_loaded(opened, name, device=device)
     # Out of GPU memory mid-run: reopen on a lesser backend instead of failing every frame (E20).
-    chain = fallback_chain(model, backend=opened.backend, provider=opened.provider,
+    chain = fallback_chain(ort_model or model, backend=opened.backend, provider=opened.provider,
                            ort_providers=available.ort_providers, threads=threads)
     if chain:
         opened = FallbackEngine(opened, fallbacks=chain, name=name)
@@ -231,7 +238,7 @@ def _check_loaded(engine: OrtEngine, name: str, *, device: str) -> None:
 def open_engine(model: Path, *, backend: str = "auto", device: str = "auto", threads: int = 1,
                 engines_dir: Path | None = None, engine: Path | None = None,
                 available: Availability | None = None, model_name: str | None = None,
-                cuda_graph: bool = False) -> Engine:
+                cuda_graph: bool = False, ort_model: Callable[[], Path | bytes] | None = None) -> Engine:
     """Open ``model`` on the best backend allowed by ``backend``/``device`` (see :func:`choose`).
 
     ``engine`` names a TensorRT engine file explicitly (E08 when it does not
@@ -239,5 +246,5 @@ def open_engine(model: Path, *, backend: str = "auto", device: str = "auto", thr
     """
     opened, _ = select_and_open(model, backend=backend, device=device, threads=threads,
                                 engines_dir=engines_dir, engine=engine, available=available,
-                                model_name=model_name, cuda_graph=cuda_graph)
+                                model_name=model_name, cuda_graph=cuda_graph, ort_model=ort_model)
     return opened

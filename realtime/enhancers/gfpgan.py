@@ -29,9 +29,9 @@ from realtime.engines.base import Engine
 from realtime.errors import UsageError
 from realtime.faces import align
 from realtime.faces.types import Face
-from realtime.frame import Frame
+from realtime.frame import Frame, maybe_stage
 from realtime.swappers.base import Swapper
-from realtime.swappers.inswapper import crop_box_mask, model_input, placement, stage
+from realtime.swappers.inswapper import crop_box_mask, model_input, placement
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,9 @@ class GfpganEnhancer:
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto", threads: int = 1,
              options: GfpganOptions | None = None) -> GfpganEnhancer:
         """Open the fetched GFPGANv1.4.onnx (E06 missing, E07 checksum mismatch)."""
-        from realtime import models
-        from realtime.engines.selection import open_engine
+        from realtime.engines.opening import open_model
 
-        path = models.model_path(MODEL, root=root)
-        engine = open_engine(path, backend=backend, device=device, threads=threads, model_name="gfpgan_v1.4")
+        engine = open_model(MODEL, root=root, backend=backend, device=device, threads=threads)
         return cls(model=Gfpgan(engine=engine), options=options)
 
     def enhance(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> None:
@@ -118,7 +116,7 @@ class GfpganEnhancer:
         place = placement(matrix, image.shape[1], image.shape[0], CROP)
         if place is None:
             return
-        with stage(frame, "enhance"):
+        with maybe_stage(frame, "enhance"):
             crop = align.warp(image, matrix, CROP, border=cv2.BORDER_REPLICATE)
             restored = self.model.restore(crop)
             w, h = place.x1 - place.x0, place.y1 - place.y0

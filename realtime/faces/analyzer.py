@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from realtime.engines.fallback import FallbackEngine, ResourcePressure
-from realtime.engines.selection import open_engine
+from realtime.engines.opening import open_model
 from realtime.errors import UsageError, warning_text
 from realtime.faces.detector import DEFAULT_INPUT_SIZE, ScrfdDetector, check_input_size, iou
 from realtime.faces.landmarks import (
@@ -43,7 +43,6 @@ from realtime.faces.landmarks import (
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
 from realtime.faces.types import Face
 from realtime.frame import Frame
-from realtime.models import model_path
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +120,9 @@ class FaceAnalyzer:
              threads: int = 1, det_size: int | None = None, max_faces: int = 1,
              **options: Any) -> FaceAnalyzer:
         """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer."""
-        detector = ScrfdDetector(open_engine(model_path("scrfd", root=root), backend=backend,
-                                             device=device, threads=threads),
+        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads),
                                  input_size=det_size or DEFAULT_INPUT_SIZE)
-        mesh = FaceMesh(open_engine(model_path("face_mesh", root=root), backend=backend, device=device,
-                                    threads=threads))
+        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads))
         return cls(detector=detector, mesh=mesh, max_faces=max_faces, **options)
 
     # ------------------------------------------------------------ photos
