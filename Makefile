@@ -8,11 +8,11 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# CPU install (onnxruntime) plus test tools; torch (CPU build) is only for the torch-op tests.
+# CPU install (onnxruntime) plus test tools and the Triton client/server (the triton tests); torch (CPU build) is only for the torch-op tests.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[cpu,dev,triton]'
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0' || echo "torch not installed: torch-op tests will be skipped"
 	touch $(STAMP)
 

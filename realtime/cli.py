@@ -12,10 +12,10 @@ import sys
 from typing import NoReturn
 
 from realtime import __version__
-from realtime.commands import bench, devices, doctor, models, run, swap
+from realtime.commands import bench, devices, doctor, models, run, serve, swap, triton
 from realtime.errors import EXIT_RUNTIME, EXIT_USAGE, SwapcamError, UsageError
 
-COMMANDS = (run, swap, bench, models, devices, doctor)
+COMMANDS = (run, swap, bench, models, devices, doctor, serve, triton)
 
 
 class CodedParser(argparse.ArgumentParser):

@@ -72,6 +72,11 @@ _SPECS = (
               "reconnect the camera or restart the sender; swapcam resumes by itself"),
     ErrorSpec("E23", EXIT_USAGE, "this option needs a component that is not installed",
               "install the extra named in the message, e.g. pip install .[cpu]"),
+    ErrorSpec("E30", EXIT_RUNTIME, "Triton Inference Server unreachable or not serving",
+              "start it (`swapcam serve`, or tritonserver on the GPU box) and check --triton-url; "
+              "a lost server is retried with backoff"),
+    ErrorSpec("E31", EXIT_MISSING, "the server's model differs from the manifest",
+              "serve the fetched models: `swapcam triton export DIR` on the GPU box, or `swapcam serve`"),
 )
 
 CATALOGUE: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

@@ -14,7 +14,7 @@ from realtime.swappers.base import Swapper
 log = logging.getLogger("swapcam")
 
 SWAPPERS = ("auto", "mesh", "inswapper")
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "triton")
 DEVICES = ("auto", "cuda", "cpu")
 
 
@@ -50,7 +50,11 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--enhancer-blend", type=float, default=0.8, metavar="W",
                        help="weight of the enhanced face, 0..1 (default 0.8)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference backend (auto: TensorRT engine if built, else ONNX Runtime)")
+                       help="inference backend (auto: TensorRT engine if built, else ONNX Runtime; triton: the "
+                            "models run on the Triton server at --triton-url)")
+    group.add_argument("--triton-url", metavar="URL",
+                       help="Triton Inference Server for --backend triton: grpc://HOST:8001 or http://HOST:8000 "
+                            "(`swapcam serve` starts one here)")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
                        help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
@@ -96,6 +100,20 @@ def check_face_options(args: argparse.Namespace) -> None:
                          remedy="use a multiple of 32 between 64 and 1920, e.g. 320")
 
 
+def engine_backend(args: argparse.Namespace) -> str:
+    """The backend value open_model takes: --backend, or the Triton server at --triton-url (with --backend triton
+    or auto; with another backend the URL is unused, so `bench --compare backend=onnxruntime,triton` works)."""
+    url = getattr(args, "triton_url", None)
+    if args.backend == "triton" or (url and args.backend == "auto"):
+        from realtime.engines.selection import triton_backend
+        from realtime.triton.client import URL_HELP, parse_url
+
+        if not url:
+            raise UsageError("E01", "--backend triton without --triton-url", remedy=URL_HELP)
+        return triton_backend(parse_url(url).url)
+    return str(args.backend)
+
+
 def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> Any:
     """Open the analyzer and swapper, prepare the source face(s) and return the FaceSwapProcessor.
 
@@ -106,15 +124,16 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
 
     check_face_options(args)
     live = fps is None and not getattr(args, "offline", False)
+    backend = engine_backend(args)
     swapper = build_swapper(args)
     if args.enhancer != "none":
         from realtime.enhancers.gfpgan import with_enhancer
 
-        swapper = with_enhancer(swapper, args.enhancer, backend=args.backend, device=args.device,
+        swapper = with_enhancer(swapper, args.enhancer, backend=backend, device=args.device,
                                 threads=args.threads, blend_weight=args.enhancer_blend,
                                 live=live)
     # An offline render stays inline: the same video gives the same frames every time.
-    analyzer = FaceAnalyzer.open(backend=args.backend, device=args.device, threads=args.threads,
+    analyzer = FaceAnalyzer.open(backend=backend, device=args.device, threads=args.threads,
                                  det_size=args.det_size, max_faces=args.max_faces,
                                  background_check=live and args.face_check == "background")
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)
@@ -155,6 +174,6 @@ def _open_inswapper(args: argparse.Namespace) -> Swapper:
     except ImportError as exc:
         raise UsageError("E23", f"--swapper inswapper is not available in this build ({exc})",
                          remedy="use --swapper mesh") from exc
-    swapper: Swapper = InswapperSwapper.open(backend=args.backend, device=args.device, threads=args.threads,
+    swapper: Swapper = InswapperSwapper.open(backend=engine_backend(args), device=args.device, threads=args.threads,
                                              keep_mouth=args.keep_mouth)
     return swapper

@@ -29,7 +29,9 @@ def open_model(name: str, *, path: Path | None = None, root: Path | None = None,
     """Open the manifest model ``name`` on the best backend ``backend``/``device`` allow.
 
     The file is ``path`` when given (a file supplied by hand), else the fetched file checked against its
-    pinned sha256 (E06 missing, E07 mismatch). ``upcast_fp16``: a file with float16 weights runs in
+    pinned sha256 (E06 missing, E07 mismatch). ``backend="triton=URL"`` (see
+    :func:`~realtime.engines.selection.triton_backend`) runs it on that Triton server, checked against this file.
+    ``upcast_fp16``: a file with float16 weights runs in
     float32 on ONNX Runtime (the file is read once more to find out, so only models that may be float16
     ask for it).
     """
@@ -37,6 +39,10 @@ def open_model(name: str, *, path: Path | None = None, root: Path | None = None,
         from realtime import models
 
         path = models.model_path(name, root=root)
+    if backend.startswith("triton="):
+        from realtime.engines.triton import open_triton
+
+        return open_triton(name, path=path, url=backend.removeprefix("triton="))
     ort_model = float32_maker(path) if upcast_fp16 else None
     return open_engine(path, backend=backend, device=device, threads=threads, available=available,
                        model_name=name, cuda_graph=cuda_graph, ort_model=ort_model)

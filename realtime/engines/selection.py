@@ -28,7 +28,7 @@ from realtime.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "triton")
 DEVICES = ("auto", "cuda", "cpu")
 # Better first; each entry names the platform where it can exist at all (None: any).
 _ACCELERATED_PROVIDERS = ((CUDA_PROVIDER, None), ("DmlExecutionProvider", "win32"),
@@ -60,8 +60,16 @@ class Choice:
         return f"{self.model}: {taken}{why}"
 
 
+def triton_backend(url: str) -> str:
+    """The backend value that sends a model's calls to the Triton server at ``url`` (see open_model)."""
+    return f"triton={url}"
+
+
 def check_options(backend: str, device: str) -> None:
     """E01 for an unknown --backend/--device or a combination that cannot work."""
+    if backend == "triton" or backend.startswith("triton="):
+        raise UsageError("E01", f"--backend {backend} for a local model",
+                         remedy="open the model with open_model(), which sends it to the server")
     if backend not in BACKENDS:
         raise UsageError("E01", f"--backend {backend}", remedy=f"use one of: {', '.join(BACKENDS)}")
     if device not in DEVICES:
