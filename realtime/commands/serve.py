@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,17 @@ def check_ports(args: argparse.Namespace) -> None:
                          remedy="use three different ports from 1 to 65535")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def handle(args: argparse.Namespace) -> int:
     """Write a repository of the fetched models, start tritonserver, wait for Ctrl-C, stop it cleanly."""
     from realtime.triton.repository import RepositoryOptions, manifest_models, write_repository
     from realtime.triton.server import ServerConfig, TritonServer
 
     check_ports(args)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` and service managers stop it as cleanly as Ctrl-C
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this machine on ports %d/%d/%d can use the models "
                     "(no authentication)", args.host, args.grpc_port, args.http_port, args.metrics_port)

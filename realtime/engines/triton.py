@@ -85,6 +85,17 @@ class _Outage:
             return True
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """True for a lost connection or a timeout (retry later), False for a call the server refused or failed."""
+    status = getattr(exc, "status", None)
+    code = str(status() if callable(status) else status or "")
+    if not code or code in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"):
+        return True
+    # A server shutting down unloads its models first; a restarted one has lost our shared-memory regions.
+    text = str(exc)
+    return "no available versions" in text or "shared memory region" in text
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -222,12 +233,12 @@ class TritonEngine:
 
     def _done(self, future: Future[dict[str, np.ndarray]], slot: _SharedInputs | None, result: Any,
               error: BaseException | None) -> None:
+        lost = error is not None and _connection_lost(error)
         if slot is not None:
-            if error is not None:
-                slot.release()  # a restarted server knows none of its regions: make new ones
-            self._give_slot(slot)
+            self._give_slot(slot, forget=lost)
         if error is not None:
-            future.set_exception(self._outage.failed(error))
+            future.set_exception(self._outage.failed(error) if lost else
+                                 BackendError("E30", f"{self.name}: the server failed the call: {_first_line(error)}"))
             return
         self._outage.succeeded()
         future.set_result({t.name: result.as_numpy(t.name) for t in self._io.outputs})
@@ -242,9 +253,13 @@ class TritonEngine:
             self._slots.append(slot)
             return slot
 
-    def _give_slot(self, slot: _SharedInputs) -> None:
+    def _give_slot(self, slot: _SharedInputs, *, forget: bool) -> None:
+        """Return ``slot``; ``forget``: the server was lost, and a restarted one knows none of the regions."""
         with self._slot_lock:
             self._free.append(slot)
+            if forget:
+                for free in self._free:
+                    free.release()
             self._slot_lock.notify()
 
 

@@ -111,6 +111,16 @@ def server_command(dist: Distribution, config: ServerConfig, backends: Path) -> 
             "--log-verbose=0"]
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGINT when swapcam dies, however it dies (no orphan server)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class TritonServer:
     """A tritonserver child process; ``start()`` returns once it is ready, ``stop()`` ends it cleanly."""
 
@@ -129,7 +139,7 @@ class TritonServer:
         with self.log_path.open("wb") as sink:
             self.process = subprocess.Popen(server_command(dist, self.config, backends), env=server_env(dist),
                                             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=_stop_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
