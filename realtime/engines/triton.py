@@ -19,6 +19,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -104,7 +105,7 @@ def _first_line(exc: BaseException) -> str:
 class _SharedInputs:
     """System shared-memory regions for one call's inputs, registered with the server and reused."""
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: Callable[[], Any], prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self.regions: dict[str, tuple[Any, str, int]] = {}  # input name -> (handle, region name, size)
@@ -120,7 +121,7 @@ class _SharedInputs:
                 self.release_one(name)
             region = f"{self.prefix}_{len(self.regions)}_{os.urandom(4).hex()}"
             handle = shm.create_shared_memory_region(region, f"/{region}", size)
-            self.client.register_system_shared_memory(region, f"/{region}", size)
+            self.client().register_system_shared_memory(region, f"/{region}", size)
             current = (handle, region, size)
             self.regions[name] = current
         shm.set_shared_memory_region(current[0], [np.ascontiguousarray(value)])
@@ -131,7 +132,7 @@ class _SharedInputs:
 
         handle, region, _ = self.regions.pop(name)
         try:
-            self.client.unregister_system_shared_memory(region)
+            self.client().unregister_system_shared_memory(region)
         except Exception as exc:  # a lost server has forgotten it already
             log.debug("unregister %s: %s", region, exc)
         shm.destroy_shared_memory_region(handle)
@@ -168,7 +169,9 @@ class TritonEngine:
         self._slot_count = slots
         self._slot_lock = threading.Condition()
         self._ids = itertools.count()
-        self._http_lock = threading.Lock()  # the HTTP client is not thread-safe
+        # The HTTP client (gevent) works only on the thread that made it: one per thread.
+        self._local = threading.local()
+        self._local.client = self._client
         # Shared-memory segments outlive the process unless freed: free them when the engine goes or at exit.
         self._finalizer = weakref.finalize(self, _release_slots, self._slots)
 
@@ -197,8 +200,7 @@ class TritonEngine:
                 self._client.async_infer(self.name, inputs, callback=lambda result, error: self._done(
                     future, slot, result, error), outputs=self._requested(), client_timeout=CALL_TIMEOUT_S)
             else:
-                with self._http_lock:
-                    result = self._client.infer(self.name, inputs, outputs=self._requested())
+                result = self._thread_client().infer(self.name, inputs, outputs=self._requested())
                 self._done(future, slot, result, None)
         except Exception as exc:
             self._done(future, slot, None, exc)
@@ -243,13 +245,22 @@ class TritonEngine:
         self._outage.succeeded()
         future.set_result({t.name: result.as_numpy(t.name) for t in self._io.outputs})
 
+    def _thread_client(self) -> Any:
+        """The client to use on this thread (the one gRPC client; an HTTP client per thread)."""
+        if self._grpc:
+            return self._client
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = connect(self.target)
+        return client
+
     def _take_slot(self) -> _SharedInputs:
         with self._slot_lock:
             while not self._free and len(self._slots) >= self._slot_count:
                 self._slot_lock.wait(timeout=CALL_TIMEOUT_S)
             if self._free:
                 return self._free.pop()
-            slot = _SharedInputs(self._client, f"swapcam_{os.getpid()}_{self.name}_{next(self._ids)}")
+            slot = _SharedInputs(self._thread_client, f"swapcam_{os.getpid()}_{self.name}_{next(self._ids)}")
             self._slots.append(slot)
             return slot
 
