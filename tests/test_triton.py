@@ -124,6 +124,26 @@ def test_calls_overlap_through_submit(server: tuple[str, str], model_file) -> No
     engine.close()
 
 
+def test_several_faces_mesh_calls_in_flight_together(server: tuple[str, str], model_file, mesh_engine,
+                                                      sample_image, truth) -> None:
+    from realtime.faces.landmarks import FaceMesh, crop_from_box
+
+    image = sample_image("newton.png")
+    box = np.asarray(truth["newton.png"][0]["box"], np.float64)
+    boxes = [crop_from_box(box + shift) for shift in (0.0, 8.0, -6.0)]  # three crops of the face, like 3 tracks
+    engine = open_triton("face_mesh", path=model_file("face_mesh"), url=server[0])
+    sent = []
+    submit = engine.submit
+    engine.submit = lambda feeds: sent.append(submit(feeds)) or sent[-1]  # type: ignore[method-assign]
+    remote = FaceMesh(engine).landmarks_all(image, boxes)
+    assert len(sent) == len(boxes)
+    local = [FaceMesh(mesh_engine).landmarks(image, box) for box in boxes]
+    for (points, presence), (want_points, want_presence) in zip(remote, local, strict=True):
+        np.testing.assert_allclose(points, want_points, atol=1e-3)
+        assert presence == pytest.approx(want_presence, abs=1e-5)
+    engine.close()
+
+
 def test_photo_swap_through_triton_equals_local(server: tuple[str, str], models_root: Path, tmp_path: Path) -> None:
     import cv2
 

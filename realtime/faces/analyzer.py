@@ -247,9 +247,8 @@ class FaceAnalyzer:
         the ``max_faces`` largest."""
         kept: list[_Track] = []
         with _stage(frame, "landmarks"):
+            self._run_mesh_all(image, [t for t in self._tracks if t.seen != self._frame_no])
             for track in self._tracks:
-                if track.seen != self._frame_no:
-                    self._run_mesh(image, track)
                 if track.presence < self.options.presence_threshold:
                     continue
                 box = box_from_landmarks(track.points)
@@ -262,13 +261,19 @@ class FaceAnalyzer:
             kept = [t for t in kept if any(t is b for b in biggest)]
         self._tracks = kept
 
-    def _run_mesh(self, image: np.ndarray, track: _Track) -> None:
-        track.points, track.presence = self.mesh.landmarks(image, track.crop)
-        if track.seen < 0 and track.presence >= self.options.presence_threshold:
-            # A new track's crop comes from the detector box, which the mesh was not trained on: a
-            # second pass on the landmark crop saves several frames of settling.
-            track.points, track.presence = self.mesh.landmarks(image, crop_from_landmarks(track.points))
-        track.seen = self._frame_no
+    def _run_mesh_all(self, image: np.ndarray, tracks: list[_Track]) -> None:
+        """The mesh on every track in one go (their calls overlap on an engine that can submit)."""
+        for track, (points, presence) in zip(tracks, self.mesh.landmarks_all(image, [t.crop for t in tracks]),
+                                             strict=True):
+            track.points, track.presence = points, presence
+        # A new track's crop comes from the detector box, which the mesh was not trained on: a
+        # second pass on the landmark crop saves several frames of settling.
+        new = [t for t in tracks if t.seen < 0 and t.presence >= self.options.presence_threshold]
+        for track, (points, presence) in zip(new, self.mesh.landmarks_all(
+                image, [crop_from_landmarks(t.points) for t in new]), strict=True):
+            track.points, track.presence = points, presence
+        for track in tracks:
+            track.seen = self._frame_no
 
     def _faces(self, timestamp_s: float) -> list[Face]:
         faces = []

@@ -103,6 +103,11 @@ def mesh_input(crop_bgr: np.ndarray) -> np.ndarray:
     return cv2.dnn.blobFromImage(crop_bgr, 1.0 / 255.0, swapRB=True)
 
 
+def _degenerate(crop_box: CropBox) -> bool:
+    values = (crop_box.cx, crop_box.cy, crop_box.size, crop_box.angle)
+    return not all(math.isfinite(v) for v in values) or crop_box.size < 4
+
+
 def sigmoid(x: float) -> float:
     """Logistic function, safe for large |x|."""
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
@@ -121,13 +126,27 @@ class FaceMesh:
         ``crop_box``: a CropBox (from :func:`crop_from_detection` or :func:`crop_from_landmarks`), or a
         face box x1y1x2y2, which gets an upright square crop 1.5× its longer side.
         """
-        if not isinstance(crop_box, CropBox):
-            crop_box = crop_from_box(np.asarray(crop_box, np.float64))
-        values = (crop_box.cx, crop_box.cy, crop_box.size, crop_box.angle)
-        if not all(math.isfinite(v) for v in values) or crop_box.size < 4:
-            return np.zeros((NUM_POINTS, 3), np.float32), 0.0  # a degenerate crop holds no face
-        crop = crop_image(image_bgr, crop_box)
-        outputs = self.engine.run({self._input_name: mesh_input(crop)})
+        return self.landmarks_all(image_bgr, [crop_box])[0]
+
+    def landmarks_all(self, image_bgr: np.ndarray, crop_boxes: list[CropBox | np.ndarray]
+                      ) -> list[tuple[np.ndarray, float]]:
+        """:meth:`landmarks` for several crops; on an engine that can ``submit`` (Triton) the calls are all
+        sent before the first answer is read, so several faces' calls overlap."""
+        boxes = [b if isinstance(b, CropBox) else crop_from_box(np.asarray(b, np.float64)) for b in crop_boxes]
+        feeds = [None if _degenerate(b) else {self._input_name: mesh_input(crop_image(image_bgr, b))}
+                 for b in boxes]
+        submit = getattr(self.engine, "submit", None)
+        pending = [None if f is None or submit is None else submit(f) for f in feeds]
+        results = []
+        for box, feed, future in zip(boxes, feeds, pending, strict=True):
+            if feed is None:
+                results.append((np.zeros((NUM_POINTS, 3), np.float32), 0.0))  # a degenerate crop holds no face
+                continue
+            outputs = future.result() if future is not None else self.engine.run(feed)
+            results.append(self._points(outputs, box))
+        return results
+
+    def _points(self, outputs: dict[str, np.ndarray], crop_box: CropBox) -> tuple[np.ndarray, float]:
         mesh = presence = None
         for array in outputs.values():
             if array.size == NUM_POINTS * 3:
