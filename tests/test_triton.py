@@ -291,6 +291,7 @@ def test_export_repository_agrees_with_the_onnx(models_root: Path, tmp_path: Pat
         io = onnx_io(read_onnx(model))
         batch = config.max_batch_size > 0
         assert batch == io.batchable() and (config.HasField("dynamic_batching") == batch)
+        assert not batch  # our graphs fix their batch at 1: the onnxruntime backend could not stack requests
         assert config.instance_group[0].count == 2
         for declared, tensors in ((config.input, io.inputs), (config.output, io.outputs)):
             assert [t.name for t in declared] == [t.name for t in tensors]
@@ -299,6 +300,27 @@ def test_export_repository_agrees_with_the_onnx(models_root: Path, tmp_path: Pat
                 from tritonclient.grpc import model_config_pb2 as pb
 
                 assert pb.DataType.Name(entry.data_type) == tensor.data_type
+
+
+def test_export_takes_a_matching_tensorrt_engine(models_root: Path, tmp_path: Path) -> None:
+    """An engine built for exactly the fetched file becomes a tensorrt_plan model; one for another file does not."""
+    from realtime.engines.sidecar import EngineSidecar, write_sidecar
+
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    for name, sha in (("face_mesh", cached_sha256(models_root / "face_mesh.onnx")), ("scrfd", "0" * 64)):
+        engine = engines / f"{name}.engine"
+        engine.write_bytes(b"plan bytes of " + name.encode())  # a plan's content is TensorRT's business
+        write_sidecar(engine, EngineSidecar(model_name=name, model_sha256=sha, tensorrt_version="10.3.0",
+                                            gpu_name="NVIDIA L4", compute_capability="8.9", precision="fp16"))
+    target = tmp_path / "repo"
+    assert swapcam("triton", "export", target, "--engines", engines) == 0
+    mesh = parse_config((target / "face_mesh" / "config.pbtxt").read_text())
+    assert mesh.platform == "tensorrt_plan" and mesh.max_batch_size == 0
+    assert (target / "face_mesh" / "1" / "model.plan").read_bytes() == b"plan bytes of face_mesh"
+    assert [t.name for t in mesh.input] == ["input_1"]
+    scrfd = parse_config((target / "scrfd" / "config.pbtxt").read_text())
+    assert scrfd.backend == "onnxruntime" and (target / "scrfd" / "1" / "model.onnx").is_file()
 
 
 def model_path_name(name: str) -> str:

@@ -50,9 +50,11 @@ class ModelIO:
     inputs: tuple[TensorIO, ...]
     outputs: tuple[TensorIO, ...]
 
-    def batchable(self) -> bool:
-        """True when every tensor has a leading dimension of 1 or a dynamic one: requests can be grouped."""
-        return all(t.dims and t.dims[0] in (1, -1) for t in (*self.inputs, *self.outputs))
+    def batchable(self, *, fixed_one: bool = False) -> bool:
+        """True when every tensor has a dynamic leading dimension (Triton's backends then stack requests into
+        one batch); ``fixed_one``: a leading 1 is enough (the python flavour runs grouped requests one by one)."""
+        allowed = (1, -1) if fixed_one else (-1,)
+        return all(t.dims and t.dims[0] in allowed for t in (*self.inputs, *self.outputs))
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,13 @@ def model_config(name: str, io: ModelIO, *, sha256: str, options: RepositoryOpti
     """The ``ModelConfig`` protobuf message of one model.
 
     ``platform``: "onnxruntime" or "tensorrt_plan" (the python flavour overrides both). With batching, the
-    leading dimension of 1 becomes Triton's batch dimension (max_batch_size > 0, dynamic batching on).
+    leading dimension becomes Triton's batch dimension (max_batch_size > 0, dynamic batching on). A TensorRT
+    engine is left unbatched: its optimisation profile, not the ONNX, decides which batch sizes it takes.
     """
     from tritonclient.grpc import model_config_pb2 as pb
 
-    batch = options.batching and io.batchable()
+    python = options.flavour == "python"
+    batch = options.batching and platform != "tensorrt_plan" and io.batchable(fixed_one=python)
     config = pb.ModelConfig(name=name, max_batch_size=MAX_BATCH if batch else 0)
     if options.flavour == "python":
         config.backend = "python"
