@@ -202,6 +202,23 @@ def test_server_model_differing_from_the_manifest_is_e31(server: tuple[str, str]
     assert "input 'input.1' not in the manifest's model" in message
 
 
+def test_differences_name_what_differs() -> None:
+    from realtime.triton.client import differences
+    from realtime.triton.repository import ModelIO, TensorIO
+
+    mine = ModelIO(inputs=(TensorIO("target", (1, 3, 128, 128), "TYPE_FP16"),),
+                   outputs=(TensorIO("output", (1, 3, 128, 128), "TYPE_FP32"),))
+    upcast = ModelIO(inputs=(TensorIO("target", (1, 3, 128, 128), "TYPE_FP32"),), outputs=mine.outputs)
+    assert differences("m", mine, upcast, expected_sha256="a" * 64, served_sha256="a" * 64) == []
+    other = ModelIO(inputs=(TensorIO("target", (1, 3, 112, 112), "TYPE_INT8"),),
+                    outputs=(TensorIO("out", (1, -1), "TYPE_FP32"),))
+    found = differences("m", mine, other, expected_sha256="a" * 64, served_sha256="b" * 64)
+    assert found == ["sha256 bbbbbbbbbbbb… on the server ≠ aaaaaaaaaaaa… in the manifest",
+                     "input 'target' dtype TYPE_INT8 ≠ TYPE_FP16", "input 'target' dims [1, 3, 112, 112] ≠ "
+                     "[1, 3, 128, 128]", "output 'output' missing on the server",
+                     "output 'out' not in the manifest's model"]
+
+
 def test_wrong_url_is_e01() -> None:
     for url in ("127.0.0.1:8001", "tcp://host:1", "grpc://", "grpc://h:99999"):
         with pytest.raises(ValueError):

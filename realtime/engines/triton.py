@@ -159,7 +159,6 @@ class TritonEngine:
         self.provider = f"triton {target.url}"
         self._client = connect(target)
         self._io = check_model(self._client, target, name, expected, expected_sha256)
-        self._expected = expected
         self._outage = _Outage(name, target.url)
         self._grpc = target.protocol == "grpc"
         self.shared_memory = target.is_local() if shared_memory is None else shared_memory
@@ -177,13 +176,13 @@ class TritonEngine:
 
     @property
     def inputs(self) -> list[TensorSpec]:
-        """The model's input tensors (as the manifest's ONNX declares them)."""
-        return [_spec(t) for t in self._expected.inputs]
+        """The model's input tensors as the server runs them (checked against the manifest's ONNX)."""
+        return [_spec(t) for t in self._io.inputs]
 
     @property
     def outputs(self) -> list[TensorSpec]:
-        """The model's output tensors."""
-        return [_spec(t) for t in self._expected.outputs]
+        """The model's output tensors as the server runs them."""
+        return [_spec(t) for t in self._io.outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model on the server and wait for the outputs."""

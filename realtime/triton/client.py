@@ -19,6 +19,8 @@ from realtime.triton.repository import ModelIO, TensorIO
 
 CONNECT_TIMEOUT_S = 3.0  # the unreachable-at-start error must come within 5 s
 CALL_TIMEOUT_S = 10.0
+# `swapcam serve` runs a float16 graph as its float32 copy (as ONNX Runtime does in-process).
+_UPCAST = ("TYPE_FP16", "TYPE_FP32")
 URL_HELP = "use --triton-url grpc://HOST:PORT or http://HOST:PORT (e.g. grpc://127.0.0.1:8001)"
 
 
@@ -145,7 +147,7 @@ def differences(name: str, expected: ModelIO, served: ModelIO, *, expected_sha25
             if other is None:
                 found.append(f"{kind} {tensor.name!r} missing on the server")
                 continue
-            if other.data_type != tensor.data_type:
+            if other.data_type != tensor.data_type and (tensor.data_type, other.data_type) != _UPCAST:
                 found.append(f"{kind} {tensor.name!r} dtype {other.data_type} ≠ {tensor.data_type}")
             if not _dims_agree(tensor.dims, other.dims):
                 found.append(f"{kind} {tensor.name!r} dims {list(other.dims)} ≠ {list(tensor.dims)}")

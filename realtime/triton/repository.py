@@ -156,9 +156,11 @@ def write_model(root: Path, model: SourceModel, options: RepositoryOptions, *,
                 onnx_bytes: bytes | None = None) -> Path:
     """Write one model's folder under ``root``; returns it. ``onnx_bytes`` replaces the file's content
     (a float32 copy of a float16 graph, for ONNX Runtime in the python flavour)."""
+    import onnx
+
     from realtime.engines.onnx_graph import read_onnx
 
-    io = onnx_io(read_onnx(model.path))
+    io = onnx_io(onnx.load_from_string(onnx_bytes) if onnx_bytes is not None else read_onnx(model.path))
     folder = root / model.name
     version = folder / "1"
     version.mkdir(parents=True, exist_ok=True)
