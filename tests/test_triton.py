@@ -219,6 +219,15 @@ def test_differences_name_what_differs() -> None:
                      "output 'out' not in the manifest's model"]
 
 
+def test_serve_warns_before_opening_to_the_network(caplog: pytest.LogCaptureFixture,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # An unknown model stops it before anything listens: the warning alone is under test.
+    status = swapcam("serve", "--host", "0.0.0.0", "--model", "no_such_model")
+    assert status == 2 and "E01" in capsys.readouterr().err
+    assert any("serving on 0.0.0.0" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert swapcam("serve", "--grpc-port", "8000") == 2  # the same port twice
+
+
 def test_wrong_url_is_e01() -> None:
     for url in ("127.0.0.1:8001", "tcp://host:1", "grpc://", "grpc://h:99999"):
         with pytest.raises(ValueError):

@@ -46,6 +46,7 @@ class ServerConfig:
     def ready_url(self) -> str:
         """The readiness endpoint (answers 200 once every model is loaded)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.http_port}/v2/health/ready"
 
 
