@@ -34,8 +34,18 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def _server_ns(client: Any, name: str) -> tuple[int, int]:
+    """(successful requests, their total time in ns inside the server) of model ``name`` so far."""
+    stats = client.get_inference_statistics(name)["model_stats"][0]["inference_stats"]["success"]
+    return int(stats["count"]), int(stats["ns"])
+
+
 def calls(grpc_url: str, http_url: str, seconds: float, rounds: int) -> dict[str, Any]:
-    """Per model and way, the median and p95 ms per call over alternating rounds."""
+    """Per model and way, the median and p95 ms per call over alternating rounds, and the mean time the
+    server itself spent per request (so the mean client − server difference is the transport's share)."""
+    import tritonclient.http as http
+
+    stats_client = http.InferenceServerClient(http_url.removeprefix("http://"))
     report: dict[str, Any] = {}
     for name, shapes in INPUTS.items():
         path = model_path(name)
@@ -48,23 +58,39 @@ def calls(grpc_url: str, http_url: str, seconds: float, rounds: int) -> dict[str
             "http": open_triton(name, path=path, url=http_url, shared_memory=False),
         }
         times: dict[str, list[float]] = {way: [] for way in ways}
+        server: dict[str, list[int]] = {way: [0, 0] for way in ways}
         per_round = seconds / rounds / len(ways)
         for engine in ways.values():
             engine.run(feeds)
         for round_no in range(rounds):
             order = list(ways) if round_no % 2 == 0 else list(reversed(ways))
             for way in order:
+                count0, ns0 = _server_ns(stats_client, name)
                 end = time.monotonic() + per_round
                 while time.monotonic() < end:
                     start = time.perf_counter()
                     ways[way].run(feeds)
                     times[way].append((time.perf_counter() - start) * 1000)
+                count1, ns1 = _server_ns(stats_client, name)
+                server[way][0] += count1 - count0
+                server[way][1] += ns1 - ns0
         local = statistics.median(times["onnxruntime"])
         report[name] = {way: {"calls": len(v), "p50_ms": round(statistics.median(v), 2),
                               "p95_ms": round(_percentile(v, 95), 2),
-                              "added_p50_ms": round(statistics.median(v) - local, 2)}
+                              "added_p50_ms": round(statistics.median(v) - local, 2),
+                              **_transport(v, *server[way])}
                         for way, v in times.items()}
     return report
+
+
+def _transport(client_ms: list[float], count: int, ns: int) -> dict[str, float]:
+    """Mean client time, mean server time per request, and their difference (0 entries for in-process)."""
+    if not count:
+        return {}
+    client = statistics.fmean(client_ms)
+    server = ns / count / 1e6
+    return {"client_mean_ms": round(client, 2), "server_mean_ms": round(server, 2),
+            "transport_mean_ms": round(client - server, 2)}
 
 
 def two_clients(url: str, http_url: str, face: Path, image: Path, seconds: float) -> dict[str, Any]:
