@@ -76,7 +76,20 @@ def find_distribution() -> Distribution:
     for path in (dist.binary, dist.python_backend, dist.stub):
         if not path.exists():
             raise BackendError("E23", f"{path} is missing from nvidia-pytriton (Python {version})")
+    if shared_libpython() is None:
+        raise BackendError("E23", f"Triton's Python stub needs libpython{version}.so, and this Python is a static "
+                           f"build: use a shared one (Debian: apt-get install libpython{version})")
     return dist
+
+
+def shared_libpython() -> str | None:
+    """The shared libpython of this Python version (this interpreter's own first), or None."""
+    import ctypes.util
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    libdir = Path(sysconfig.get_config_var("LIBDIR") or "")
+    own = libdir / f"libpython{version}.so.1.0"
+    return str(own) if own.is_file() else ctypes.util.find_library(f"python{version}")
 
 
 def backends_dir(dist: Distribution, workdir: Path) -> Path:
