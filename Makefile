@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev,triton]'
+	$(BIN)/python -m pip install --quiet --no-deps 'nvidia-pytriton==0.7.0' || echo "no tritonserver: the Triton server tests will be skipped"
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0' || echo "torch not installed: torch-op tests will be skipped"
 	touch $(STAMP)
 

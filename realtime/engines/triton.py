@@ -215,7 +215,7 @@ class TritonEngine:
         module = _client_module(self._grpc)
         inputs = []
         for tensor in self._io.inputs:
-            value = np.asarray(feeds[tensor.name], dtype=_TRITON_TO_NUMPY.get(tensor.data_type, np.float32))
+            value: np.ndarray = np.asarray(feeds[tensor.name], dtype=_TRITON_TO_NUMPY.get(tensor.data_type, np.float32))
             item = module.InferInput(tensor.name, list(value.shape), tensor.data_type.removeprefix("TYPE_"))
             if slot is not None:
                 item.set_shared_memory(slot.place(tensor.name, value), value.nbytes)
@@ -242,7 +242,11 @@ class TritonEngine:
                                  BackendError("E30", f"{self.name}: the server failed the call: {_first_line(error)}"))
             return
         self._outage.succeeded()
-        future.set_result({t.name: result.as_numpy(t.name) for t in self._io.outputs})
+        try:
+            future.set_result({t.name: result.as_numpy(t.name) for t in self._io.outputs})
+        except Exception as exc:  # on gRPC's thread: an escaping exception would leave the caller waiting
+            future.set_exception(BackendError("E30", f"{self.name}: unreadable answer from {self.target.url}: "
+                                              f"{_first_line(exc)}"))
 
     def _thread_client(self) -> Any:
         """The client to use on this thread (the one gRPC client; an HTTP client per thread)."""

@@ -4,19 +4,45 @@
 Triton's Python stub, so it imports nothing from swapcam and never starts
 multiprocessing (the stub's embedded interpreter and the standard library can
 be different 3.11 patch releases, and multiprocessing's resource tracker then
-fails). Requests grouped by the dynamic batcher arrive together and run one
-after another: the graphs have a fixed batch of 1.
+fails). Tensors cross into and out of the stub by DLPack, not by its numpy
+conversions: the stub was built against numpy 1, and with numpy 2 its
+``pb_utils.Tensor(name, array)`` answered with empty data. Requests grouped by
+the dynamic batcher arrive together and run one after another: the graphs have
+a fixed batch of 1.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+_CAPSULE_NOISE = "PyCapsule_GetPointer called with incorrect name"
+
+
+def _quiet_capsule_noise() -> None:
+    """Drop the one harmless message the stub prints per output tensor handed over by DLPack.
+
+    The stub consumes numpy 2's capsule and frees the tensor itself (the stub's memory stays flat over
+    thousands of calls), but numpy's capsule destructor then fails to read the renamed capsule and prints that
+    ValueError on every output of every call, which would fill the server log.
+    """
+    excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+    def on_exception(kind: Any, value: Any, trace: Any) -> None:
+        if not (isinstance(value, ValueError) and _CAPSULE_NOISE in str(value)):
+            excepthook(kind, value, trace)
+
+    def on_unraisable(info: Any) -> None:
+        if not (isinstance(info.exc_value, ValueError) and _CAPSULE_NOISE in str(info.exc_value)):
+            unraisablehook(info)
+
+    sys.excepthook, sys.unraisablehook = on_exception, on_unraisable
 
 
 class TritonPythonModel:
@@ -24,6 +50,7 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, Any]) -> None:
         """Open the session on CPU with the threads the config asks for."""
+        _quiet_capsule_noise()
         config = json.loads(args["model_config"])
         threads = int(config.get("parameters", {}).get("threads", {}).get("string_value", "1"))
         options = ort.SessionOptions()
@@ -40,10 +67,10 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                feeds = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+                feeds = {name: np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
                          for name in self.input_names}
                 results = self.session.run(self.output_names, feeds)
-                tensors = [pb_utils.Tensor(name, np.ascontiguousarray(value))
+                tensors = [pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(value).__dlpack__())
                            for name, value in zip(self.output_names, results, strict=True)]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except Exception as exc:  # the stub must answer every request

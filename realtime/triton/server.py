@@ -62,12 +62,14 @@ class Distribution:
 
 def find_distribution() -> Distribution:
     """The tritonserver nvidia-pytriton ships; E23 when it is not installed or has no stub for this Python."""
-    try:
-        import pytriton
-    except ImportError as exc:
+    import importlib.util
+
+    # Found, not imported: only its files are used, and it is installed without its dependencies.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
         raise BackendError("E23", "nvidia-pytriton (its tritonserver binary) is not installed: "
-                           "pip install .[triton]") from exc
-    package = Path(pytriton.__file__).parent
+                           "pip install --no-deps nvidia-pytriton==0.7.0 (Linux x86-64)")
+    package = Path(spec.origin).parent
     root = package / "tritonserver"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     dist = Distribution(binary=root / "bin" / "tritonserver", libs=package.parent / "nvidia_pytriton.libs",
