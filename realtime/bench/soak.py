@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from realtime.bench.runner import ConfigRun
+from realtime.bench.results import ConfigRun
+from realtime.bench.tables import format_table
 
 RSS_LIMIT_MB = 30.0
 P99_TOLERANCE = 0.10
@@ -104,7 +105,6 @@ def _mb(value: float | None, sign: bool = False) -> str:
 
 def soak_text(configs: list[dict[str, Any]]) -> str:
     """The soak table and each failure in words."""
-    from realtime.bench.report import format_table
 
     headers = ["config", "rss start MB", "rss end MB", "growth MB", "worker deaths", "p99 first ms",
                "p99 last ms", "p99 change", "verdict"]
