@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from realtime import __version__
+from realtime.clock import now_s
 from realtime.errors import ModelError, OutputError
 from realtime.hashing import file_sha256
 
@@ -51,7 +52,7 @@ class ProgressBar:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._start = time.monotonic()
+        self._start = now_s()
         self._start_bytes: int | None = None
         self._last_draw = 0.0
         self._last_decile = -1
@@ -60,7 +61,7 @@ class ProgressBar:
         """Show ``done`` bytes (rate-limited)."""
         if self._start_bytes is None:
             self._start_bytes = done
-        now = time.monotonic()
+        now = now_s()
         if self.tty:
             if now - self._last_draw >= 0.1:
                 self.stream.write("\r\x1b[2K" + self.text(done, now))
@@ -75,7 +76,7 @@ class ProgressBar:
 
     def finish(self, done: int) -> None:
         """Draw the final state and end the line."""
-        text = self.text(done, time.monotonic())
+        text = self.text(done, now_s())
         self.stream.write(("\r\x1b[2K" + text + "\n") if self.tty else (text + "\n"))
         self.stream.flush()
 

@@ -13,13 +13,13 @@ import heapq
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import av
 
+from realtime.clock import now_s
 from realtime.config import PipelineConfig
 from realtime.errors import InputError, OutputError, UsageError
 from realtime.pipeline import Pipeline
@@ -48,12 +48,12 @@ class ProgressBar:
         self.total = total if total and total > 0 else None
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.started = time.monotonic()
+        self.started = now_s()
         self._last_decile = -1
 
     def line(self, done: int) -> str:
         """The progress text for ``done`` frames."""
-        elapsed = max(time.monotonic() - self.started, 1e-6)
+        elapsed = max(now_s() - self.started, 1e-6)
         rate = done / elapsed
         if self.total is None:
             return f"swapping: {done} frames  {rate:.1f} fps"

@@ -102,10 +102,10 @@ def test_unreadable_face_photo_is_e03(tmp_path: Path, models_root: Path, kind: s
     photo = tmp_path / name
     if content is not None:
         photo.write_bytes(content)
-    started = time.monotonic()
+    started = time.perf_counter()
     line = assert_coded(swapcam(*face_args(command, photo, tmp_path)), "E03", 2)
     assert str(photo) in line
-    assert time.monotonic() - started < 15
+    assert time.perf_counter() - started < 15
     assert not (tmp_path / "out.png").exists()
 
 
@@ -189,19 +189,19 @@ def test_swap_of_a_video_breaking_midway_writes_the_frames_before(tmp_path: Path
 
 
 def test_unreachable_url_is_e13_at_once() -> None:
-    started = time.monotonic()
+    started = time.perf_counter()
     line = assert_coded(swapcam("run", "--input", "http://127.0.0.1:9/live.ts", "--duration", "2"), "E13", 4)
-    assert "127.0.0.1:9" in line and time.monotonic() - started < 10
+    assert "127.0.0.1:9" in line and time.perf_counter() - started < 10
 
 
 def test_udp_port_held_by_another_program_is_e13_not_a_hang() -> None:
     port = free_udp_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", port))
-        started = time.monotonic()
+        started = time.perf_counter()
         line = assert_coded(swapcam("run", "--input", f"udp://127.0.0.1:{port}", "--duration", "2"), "E13", 4)
     assert "in use" in line and "another port" in line
-    assert time.monotonic() - started < 10
+    assert time.perf_counter() - started < 10
 
 
 # ---------------------------------------------------------------- outputs and options

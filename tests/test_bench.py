@@ -262,11 +262,11 @@ def test_all_configurations_skipped_returns_the_error_status(
 ])
 def test_bad_options_fail_fast_with_a_code(argv: list[str], code: str) -> None:
     args = build_parser().parse_args(["bench", *argv])
-    start = time.monotonic()
+    start = time.perf_counter()
     with pytest.raises((UsageError, OutputError)) as caught:
         args.handler(args)
     assert caught.value.code == code
-    assert time.monotonic() - start < 1.0  # before any measuring
+    assert time.perf_counter() - start < 1.0  # before any measuring
 
 
 def test_cli_prints_the_coded_error(capsys: pytest.CaptureFixture[str]) -> None:

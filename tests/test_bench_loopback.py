@@ -20,12 +20,12 @@ def test_reader_decodes_stamps_read_back_through_h264(tmp_path: Path) -> None:
     # Written far faster than real time: an offline recording, which waits for its encoder instead of dropping.
     sink = open_sink(parse_sink(f"file:{path}"), width=320, height=240, fps=30, live=False)
     for seq in range(20):
-        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.monotonic_ns()))
+        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.perf_counter_ns()))
     sink.close()
     reader = LoopbackReader(str(path))
     reader.start()
-    deadline = time.monotonic() + 5
-    while len(reader.seen) < 20 and time.monotonic() < deadline:
+    deadline = time.perf_counter() + 5
+    while len(reader.seen) < 20 and time.perf_counter() < deadline:
         time.sleep(0.02)
     reader.stop()
     assert [seq for seq, _ in reader.seen] == list(range(20))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from realtime.bench.stamps import (
     stamp_latencies,
 )
 from realtime.chaos import ChaosProcessor, ChaosSource
+from realtime.clock import now_ns, now_s
 from realtime.config import PipelineConfig, SourceConfig
 from realtime.errors import SwapcamError, UsageError
 from realtime.frame import Frame
@@ -376,13 +376,13 @@ class Bench:
         self.loopback_error: SwapcamError | None = None
         self.loopback_device: str | None = None  # the resolved --loopback device
         self.interrupted = False
-        self.t0_ns = time.monotonic_ns()
+        self.t0_ns = now_ns()
 
     def run(self) -> list[ConfigRun]:
         """Measure every configuration; returns them in plan order, skipped ones included."""
         runs = [ConfigRun(plan=plan) for plan in self.plans]
         processors: dict[str, Processor] = {}
-        self.t0_ns = time.monotonic_ns()
+        self.t0_ns = now_ns()
         try:
             for config_run in runs:
                 self._prepare(config_run, processors)
@@ -485,11 +485,11 @@ class Bench:
         pipeline = Pipeline(source=source, processor=processor, sinks=sinks, config=config, stats=stats)
         reader = self._open_reader()
         sampler.prime()
-        start = time.monotonic()
+        start = now_s()
         try:
             pipeline.run(on_tick=sampler.sample)
         finally:
-            elapsed = time.monotonic() - start
+            elapsed = now_s() - start
             sampler.sample()
             if reader is not None:
                 reader.stop()
