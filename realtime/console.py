@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, TextIO
 
@@ -55,3 +56,14 @@ def _enable_windows_vt(fd: int) -> bool:
     if mode.value & ENABLE_VIRTUAL_TERMINAL_PROCESSING:
         return True
     return bool(kernel32.SetConsoleMode(handle, mode.value | ENABLE_VIRTUAL_TERMINAL_PROCESSING))
+
+
+def break_interrupts() -> None:
+    """Make Ctrl-Break (SIGBREAK, Windows only) raise KeyboardInterrupt like Ctrl-C.
+
+    Its default handler ends the process at once, with no chance to finalise
+    a recording or print what a benchmark measured so far.
+    """
+    sigbreak = getattr(signal, "SIGBREAK", None)
+    if sigbreak is not None:
+        signal.signal(sigbreak, signal.default_int_handler)

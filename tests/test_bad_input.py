@@ -17,7 +17,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -25,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from platform_helpers import SWAPCAM, unwritable_path
 from runtime_media import free_udp_port, read_video, write_stamped_video
 
 from realtime.engines.probe import probe_availability
 from realtime.engines.sidecar import EngineSidecar, write_sidecar
 from realtime.models import file_sha256, model_path, sample_path
 
-SWAPCAM = str(Path(sys.executable).with_name("swapcam"))
 TIMEOUT_S = 30
 ERROR_LINE = re.compile(r"^error: (E\d\d) .+ — .+$")
 
@@ -220,9 +219,10 @@ def test_unknown_sink_in_bench_is_e02() -> None:
 
 
 def test_unwritable_swap_output_is_e14(tmp_path: Path, models_root: Path) -> None:
+    target = unwritable_path(tmp_path, "out.png")
     line = assert_coded(swapcam("swap", "--face", sample_path("newton.png"), "--target", sample_path("gauss.png"),
-                                "--output", "/proc/no/such/dir/out.png"), "E14", 2)
-    assert "/proc/no/such/dir/out.png" in line
+                                "--output", target), "E14", 2)
+    assert str(target) in line
 
 
 @pytest.mark.parametrize("args", [

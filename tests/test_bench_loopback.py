@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -37,14 +38,16 @@ def test_reader_refuses_what_cannot_be_opened(tmp_path: Path) -> None:
     assert caught.value.code == "E10"
 
 
-def test_no_virtual_camera_is_e10_with_the_modprobe_line() -> None:
-    from realtime.v4l2 import loopback_devices
+def test_no_virtual_camera_is_e10_with_the_setup_for_this_os() -> None:
+    if sys.platform.startswith("linux"):
+        from realtime.v4l2 import loopback_devices
 
-    if loopback_devices():
-        pytest.skip("this machine has a virtual camera")
+        if loopback_devices():
+            pytest.skip("this machine has a virtual camera")
     with pytest.raises(OutputError) as caught:
         resolve_device("auto")
-    assert caught.value.code == "E10" and "modprobe v4l2loopback" in caught.value.remedy
+    expected = "modprobe v4l2loopback" if sys.platform.startswith("linux") else "OBS"
+    assert caught.value.code == "E10" and expected in caught.value.remedy
 
 
 def test_hop_samples_match_stamps_read_back_to_the_output_and_capture_times() -> None:

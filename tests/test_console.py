@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from platform_helpers import SWAPCAM, console_script, interrupt, popen_kwargs, u
 
 from realtime.commands import run
 from realtime.commands.options import StatusPrinter
+from realtime.console import break_interrupts
 from realtime.stats import Stats
 
 
@@ -95,6 +97,18 @@ def test_sigbreak_is_a_stop_signal_where_it_exists(monkeypatch: pytest.MonkeyPat
     with run.stop_on_signals(pipeline):  # type: ignore[arg-type]
         os.kill(os.getpid(), signal.SIGUSR1)
         assert pipeline.stopped.wait(2)
+
+
+def test_ctrl_break_raises_keyboard_interrupt_outside_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        break_interrupts()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.5)  # the handler runs between bytecodes; give it the chance
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def test_without_sigbreak_only_sigint_and_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:

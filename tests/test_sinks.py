@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from platform_helpers import SWAPCAM as SWAPCAM_PATH
+from platform_helpers import interrupt, popen_kwargs
 from runtime_media import read_video, write_stamped_video
 
 from realtime.config import PipelineConfig
@@ -31,7 +32,7 @@ from realtime.sources.synthetic import SyntheticSource
 from realtime.sources.video import VideoSource
 from realtime.stamp import draw_stamp, read_stamp
 
-SWAPCAM = [str(Path(sys.executable).with_name("swapcam"))]
+SWAPCAM = [SWAPCAM_PATH]
 
 
 def without_repeats(values: list[int | None]) -> list[int | None]:
@@ -230,7 +231,7 @@ def _start_recording(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]
     process = subprocess.Popen(
         [*SWAPCAM, "run", "--synthetic", "--size", "320x240", "--fps", "30",
          "--output", f"file:{video}", "--stats-json", str(stats)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kwargs(),
     )
     deadline = time.perf_counter() + 20
     # The first one-second fragment on disk means the run is up and recording.
@@ -243,7 +244,7 @@ def _start_recording(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]
 def test_file_is_finalised_after_sigint(tmp_path: Path) -> None:
     process, video, stats = _start_recording(tmp_path)
     sent = time.perf_counter()
-    process.send_signal(signal.SIGINT)
+    interrupt(process)
     _out, err = process.communicate(timeout=10)
     assert time.perf_counter() - sent < 3.0  # stop within 2 s (plus process exit)
     assert process.returncode == 0, err
