@@ -47,7 +47,8 @@ _SPECS = (
               "Linux: sudo modprobe v4l2loopback exclusive_caps=1 card_label=swapcam; "
               "Windows/macOS: install OBS Studio and start its Virtual Camera once"),
     ErrorSpec("E11", EXIT_MISSING, "camera cannot be opened",
-              "check `swapcam devices`, close other apps using the camera, or pick another --camera"),
+              "check `swapcam devices`, close other apps using the camera, or pick another --camera; "
+              "macOS: allow your terminal in System Settings > Privacy & Security > Camera"),
     ErrorSpec("E12", EXIT_USAGE, "video input cannot be opened or decoded",
               "check the path; re-encode the file with ffmpeg -i in.mp4 -c:v libx264 out.mp4"),
     ErrorSpec("E13", EXIT_RUNTIME, "network input unreachable",
