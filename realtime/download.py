@@ -13,6 +13,7 @@ import http.client
 import logging
 import os
 import re
+import ssl
 import sys
 import time
 import urllib.error
@@ -141,6 +142,21 @@ def _fetch_with_retries(remote: Remote, part: Path, *, progress: IO[str] | None,
     return "no attempt made"
 
 
+def tls_context() -> ssl.SSLContext | None:
+    """Certificates from the OS trust store where ``truststore`` is installed, else Python's default (None).
+
+    Python from python.org on macOS ships no CA certificates until "Install Certificates.command" has run,
+    so every https download fails there; the OS store (Keychain, Windows' store) also holds the
+    certificates of corporate proxies.
+    """
+    try:
+        import truststore
+    except ImportError:
+        return None
+    context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return context
+
+
 class _TransientError(Exception):
     """A failure that a later attempt may get past; ``retry``: worth retrying at once even without progress."""
 
@@ -159,7 +175,7 @@ def _transfer(remote: Remote, part: Path, *, progress: IO[str] | None, timeout_s
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        response = urllib.request.urlopen(request, timeout=timeout_s, context=tls_context())
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             return  # the partial file already holds the whole file

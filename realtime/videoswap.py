@@ -158,13 +158,27 @@ def mux_audio(video: Path, original: Path, output: Path) -> None:
     except (av.FFmpegError, OSError) as exc:
         raise InputError("E12", f"{original}: {exc}") from exc
     if not has_audio:
-        os.replace(video, output)
+        replace_output(video, output)
         return
     try:
         _remux(video, original, output)
     except (av.FFmpegError, OSError) as exc:
         output.unlink(missing_ok=True)
         raise OutputError("E14", f"{output}: adding the audio track failed: {exc}") from exc
+
+
+def replace_output(finished: Path, output: Path) -> None:
+    """Move ``finished`` over ``output``; E14 when the OS refuses.
+
+    On Windows a file that is open elsewhere (the last render, still playing in a video player) cannot be
+    replaced: that is the user's to fix, not a worker failure (E17).
+    """
+    try:
+        os.replace(finished, output)
+    except OSError as exc:
+        raise OutputError("E14", f"{output}: {exc.strerror or exc}",
+                          remedy="close the program that has the file open (a video player), "
+                                 "or choose another --output") from exc
 
 
 def _remux(video: Path, original: Path, output: Path) -> None:
