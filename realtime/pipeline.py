@@ -87,6 +87,8 @@ class Pipeline:
         self._lost_since = 0.0  # monotonic time the current loss began
         self._backoff_s = BACKOFF_S[0]
         self._no_signal: Frame | None = None
+        # A sink whose GUI calls must run on the main thread (the preview on macOS): wait() runs them.
+        self.main_thread = next((m for s in self.sinks if (m := getattr(s, "main_thread", None)) is not None), None)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -109,6 +111,10 @@ class Pipeline:
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the run to end by itself; True if it did."""
         deadline = now_s() + timeout
+        if self.main_thread is not None:
+            while not self.finished and (left := deadline - now_s()) > 0:
+                self.main_thread.run_pending(min(left, POLL_S))
+            return self.finished
         for thread in self._threads:
             thread.join(max(0.0, deadline - now_s()))
         return self.finished
