@@ -64,7 +64,8 @@ _SPECS = (
     ErrorSpec("E18", EXIT_MISSING, "onnxruntime and onnxruntime-gpu are both installed",
               "pip uninstall -y onnxruntime onnxruntime-gpu, then install just one of them"),
     ErrorSpec("E19", EXIT_MISSING, "the CUDA provider of ONNX Runtime failed to load",
-              "install the CUDA and cuDNN your onnxruntime-gpu needs; `swapcam doctor` shows what is missing"),
+              "pip install onnxruntime-gpu[cuda,cudnn] (CUDA 12 and cuDNN 9 as wheels), or install them "
+              "system-wide; `swapcam doctor` shows what is missing"),
     ErrorSpec("E20", EXIT_RUNTIME, "out of GPU memory or inference provider failure",
               "close other GPU programs, lower --size, or use --device cpu"),
     ErrorSpec("E21", EXIT_RUNTIME, "processing a frame failed; the original frame was passed through",
