@@ -20,9 +20,10 @@ from packaging.requirements import Requirement
 from realtime import models
 
 ROOT = Path(__file__).resolve().parents[1]
-_TASK_SPEC = importlib.util.spec_from_file_location("task", ROOT / "tools" / "task.py")
+# tools/ is not a package: load tools/task.py by path (registered, as its dataclass needs).
+_TASK_SPEC = importlib.util.spec_from_file_location("swapcam_tools_task", ROOT / "tools" / "task.py")
 assert _TASK_SPEC is not None and _TASK_SPEC.loader is not None
-task = importlib.util.module_from_spec(_TASK_SPEC)
+task = sys.modules.setdefault("swapcam_tools_task", importlib.util.module_from_spec(_TASK_SPEC))
 _TASK_SPEC.loader.exec_module(task)
 
 tomllib = pytest.importorskip("tomllib")
