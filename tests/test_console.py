@@ -81,6 +81,7 @@ def test_status_line_pads_instead_of_escapes_where_vt_mode_is_unavailable(monkey
     assert len(second) >= len(first) and second.strip()
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1 as a stand-in for SIGBREAK")
 def test_sigbreak_is_a_stop_signal_where_it_exists(monkeypatch: pytest.MonkeyPatch) -> None:
     # Stand SIGUSR1 in for Windows' SIGBREAK and really deliver it.
     monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
@@ -99,6 +100,7 @@ def test_sigbreak_is_a_stop_signal_where_it_exists(monkeypatch: pytest.MonkeyPat
         assert pipeline.stopped.wait(2)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1 as a stand-in for SIGBREAK")
 def test_ctrl_break_raises_keyboard_interrupt_outside_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
     previous = signal.getsignal(signal.SIGUSR1)
