@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from realtime import __version__
 from realtime.commands import bench, devices, doctor, models, run, swap
+from realtime.console import break_interrupts, never_fail_on_encoding
 from realtime.errors import EXIT_RUNTIME, EXIT_USAGE, SwapcamError, UsageError
 
 COMMANDS = (run, swap, bench, models, devices, doctor)
@@ -46,6 +47,8 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``swapcam`` console script."""
+    never_fail_on_encoding(sys.stdout, sys.stderr)
+    break_interrupts()
     parser = build_parser()
     # --log-level is accepted before or after the sub-command.
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from realtime.clock import now_ns
 
 
 @dataclass(slots=True)
@@ -34,11 +35,11 @@ class Frame:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the enclosed block as stage ``name``."""
-        start = time.monotonic_ns()
+        start = now_ns()
         try:
             yield
         finally:
-            self.stages[name] = (start, time.monotonic_ns())
+            self.stages[name] = (start, now_ns())
 
     def stage_ms(self, name: str) -> float | None:
         """Duration of a recorded stage in milliseconds, or None if it did not run."""

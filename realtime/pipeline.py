@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
+from realtime.clock import now_ns, now_s
 from realtime.config import PipelineConfig
 from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
@@ -87,6 +87,8 @@ class Pipeline:
         self._lost_since = 0.0  # monotonic time the current loss began
         self._backoff_s = BACKOFF_S[0]
         self._no_signal: Frame | None = None
+        # A sink whose GUI calls must run on the main thread (the preview on macOS): wait() runs them.
+        self.main_thread = next((m for s in self.sinks if (m := getattr(s, "main_thread", None)) is not None), None)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -108,9 +110,13 @@ class Pipeline:
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the run to end by itself; True if it did."""
-        deadline = time.monotonic() + timeout
+        deadline = now_s() + timeout
+        if self.main_thread is not None:
+            while not self.finished and (left := deadline - now_s()) > 0:
+                self.main_thread.run_pending(min(left, POLL_S))
+            return self.finished
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - now_s()))
         return self.finished
 
     def stop(self) -> None:
@@ -120,9 +126,9 @@ class Pipeline:
         self._stopped = True
         self.request_stop()
         # One deadline for all three joins (not JOIN_S each), so the whole stop stays within 2 s.
-        deadline = time.monotonic() + JOIN_S
+        deadline = now_s() + JOIN_S
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - now_s()))
             if thread.is_alive():
                 log.warning("thread %s did not stop within %.1f s", thread.name, JOIN_S)
         for closer in [*(s.close for s in self.sinks), self.source.close, self.processor.close]:
@@ -160,12 +166,12 @@ class Pipeline:
 
     def _capture_loop(self) -> None:
         config, seq = self.config, 0
-        deadline = None if config.duration_s is None else time.monotonic() + config.duration_s
+        deadline = None if config.duration_s is None else now_s() + config.duration_s
         try:
             while not self.stop_event.is_set():
                 if config.max_frames is not None and seq >= config.max_frames:
                     break
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and now_s() >= deadline:
                     break
                 try:
                     image = self.source.read()
@@ -178,7 +184,7 @@ class Pipeline:
                     log.info("%s: signal back", self.source.name)
                     self.signal_lost.clear()
                     self._backoff_s = BACKOFF_S[0]
-                frame = Frame(image=image, seq=seq, t_capture=time.monotonic_ns())
+                frame = Frame(image=image, seq=seq, t_capture=now_ns())
                 self.stats.on_capture(frame)
                 if not self._put(self.ring_in, frame):
                     break
@@ -232,13 +238,13 @@ class Pipeline:
         --on-signal-loss black."""
         if not (self.signal_lost.is_set() and self.config.on_signal_loss == "black" and self.live):
             return False
-        return time.monotonic() - self._lost_since >= NO_SIGNAL_AFTER_S
+        return now_s() - self._lost_since >= NO_SIGNAL_AFTER_S
 
     def _recover(self, exc: SignalLost) -> None:
         """Count the loss, wait with exponential backoff, then try to reopen the source."""
         if not self.signal_lost.is_set():
             log.warning(warning_text("E22", f"{self.source.name}: {exc}"))
-            self._lost_since = time.monotonic()
+            self._lost_since = now_s()
         self.signal_lost.set()
         self.stats.count("source_errors")
         if self.stop_event.wait(self._backoff_s):
@@ -255,7 +261,7 @@ class Pipeline:
     def _no_signal_frame(self) -> Frame:
         if self._no_signal is None:
             image = no_signal_image(self.source.width, self.source.height)
-            self._no_signal = Frame(image=image, seq=-1, t_capture=time.monotonic_ns())
+            self._no_signal = Frame(image=image, seq=-1, t_capture=now_ns())
         return self._no_signal
 
     def _put(self, ring: Ring[Frame], frame: Frame) -> bool:
@@ -282,18 +288,18 @@ class Pipeline:
     def _hold_until(self, frame: Frame) -> bool:
         """Sleep until ``sync_delay_ms`` after capture; False if stopped meanwhile."""
         due = frame.t_capture + int(self.config.sync_delay_ms * 1e6)
-        wait_s = (due - time.monotonic_ns()) / 1e9
+        wait_s = (due - now_ns()) / 1e9
         if wait_s > 0:
             return not self.stop_event.wait(wait_s)
         return True
 
     def _emit(self, frame: Frame, *, resent: bool) -> None:
-        start = time.monotonic_ns()
+        start = now_ns()
         for index, sink in enumerate(self.sinks):
             self._write(index, sink, frame)
         if not resent:
-            frame.stages["output"] = (start, time.monotonic_ns())
-            frame.t_output = time.monotonic_ns()
+            frame.stages["output"] = (start, now_ns())
+            frame.t_output = now_ns()
         self.stats.on_output(frame, resent=resent)
 
     def _write(self, index: int, sink: Sink, frame: Frame) -> None:

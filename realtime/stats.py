@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from array import array
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_ns
 from realtime.frame import Frame
 from realtime.ring import Ring
 
@@ -57,7 +57,7 @@ class Stats:
     stage_ms: dict[str, array[float]] = field(default_factory=lambda: defaultdict(lambda: array("d")))
     max_samples: int | None = MAX_SAMPLES
     sample_every: int = 1  # frames per recorded sample; doubles each time the arrays are thinned
-    started_ns: int = field(default_factory=time.monotonic_ns)
+    started_ns: int = field(default_factory=now_ns)
     _recent_in: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     _recent_out: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,7 +76,7 @@ class Stats:
 
     def on_output(self, frame: Frame, *, resent: bool) -> None:
         """Called by the output thread after the sinks have written ``frame``."""
-        now = frame.t_output or time.monotonic_ns()
+        now = frame.t_output or now_ns()
         with self._lock:
             if resent:
                 self.resent += 1
@@ -118,7 +118,7 @@ class Stats:
 
     def status_line(self) -> str:
         """One line for the terminal: fps, latency over the last second, drops."""
-        now = time.monotonic_ns()
+        now = now_ns()
         with self._lock:
             fps_in = self._rate(self._recent_in, now)
             fps_out = self._rate(self._recent_out, now)
@@ -134,7 +134,7 @@ class Stats:
     def summary(self) -> dict[str, Any]:
         """Everything measured so far, as plain JSON-able values."""
         with self._lock:
-            elapsed = max((time.monotonic_ns() - self.started_ns) / 1e9, 1e-9)
+            elapsed = max((now_ns() - self.started_ns) / 1e9, 1e-9)
             stages = {name: summarize_ms(v) for name, v in self.stage_ms.items()}
             return {
                 "elapsed_s": elapsed,

@@ -13,13 +13,13 @@ import heapq
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import av
 
+from realtime.clock import now_s
 from realtime.config import PipelineConfig
 from realtime.errors import InputError, OutputError, UsageError
 from realtime.pipeline import Pipeline
@@ -48,12 +48,12 @@ class ProgressBar:
         self.total = total if total and total > 0 else None
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.started = time.monotonic()
+        self.started = now_s()
         self._last_decile = -1
 
     def line(self, done: int) -> str:
         """The progress text for ``done`` frames."""
-        elapsed = max(time.monotonic() - self.started, 1e-6)
+        elapsed = max(now_s() - self.started, 1e-6)
         rate = done / elapsed
         if self.total is None:
             return f"swapping: {done} frames  {rate:.1f} fps"
@@ -158,13 +158,27 @@ def mux_audio(video: Path, original: Path, output: Path) -> None:
     except (av.FFmpegError, OSError) as exc:
         raise InputError("E12", f"{original}: {exc}") from exc
     if not has_audio:
-        os.replace(video, output)
+        replace_output(video, output)
         return
     try:
         _remux(video, original, output)
     except (av.FFmpegError, OSError) as exc:
         output.unlink(missing_ok=True)
         raise OutputError("E14", f"{output}: adding the audio track failed: {exc}") from exc
+
+
+def replace_output(finished: Path, output: Path) -> None:
+    """Move ``finished`` over ``output``; E14 when the OS refuses.
+
+    On Windows a file that is open elsewhere (the last render, still playing in a video player) cannot be
+    replaced: that is the user's to fix, not a worker failure (E17).
+    """
+    try:
+        os.replace(finished, output)
+    except OSError as exc:
+        raise OutputError("E14", f"{output}: {exc.strerror or exc}",
+                          remedy="close the program that has the file open (a video player), "
+                                 "or choose another --output") from exc
 
 
 def _remux(video: Path, original: Path, output: Path) -> None:

@@ -66,9 +66,9 @@ def test_manifest_pins_the_design_checksums() -> None:
 
 
 def test_fetch_is_idempotent_and_quick(models_root: Path) -> None:
-    start = time.monotonic()
+    start = time.perf_counter()
     assert fetch(models_root, progress=lambda m: None) == []
-    assert time.monotonic() - start < 1.0
+    assert time.perf_counter() - start < 1.0
     assert all(row.status == "ok" for row in list_status(models_root) if row.kind != "neural")
 
 

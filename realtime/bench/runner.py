@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -27,6 +26,7 @@ from realtime.bench.results import (
 )
 from realtime.bench.stamps import StampedSource, StampProbe
 from realtime.chaos import ChaosProcessor, ChaosSource
+from realtime.clock import now_ns, now_s
 from realtime.config import PipelineConfig, SourceConfig
 from realtime.errors import SwapcamError, UsageError
 from realtime.frame import Frame
@@ -132,13 +132,13 @@ class Bench:
         self.loopback_error: SwapcamError | None = None
         self.loopback_device: str | None = None  # the resolved --loopback device
         self.interrupted = False
-        self.t0_ns = time.monotonic_ns()
+        self.t0_ns = now_ns()
 
     def run(self) -> list[ConfigRun]:
         """Measure every configuration; returns them in plan order, skipped ones included."""
         runs = [ConfigRun(plan=plan) for plan in self.plans]
         processors: dict[str, Processor] = {}
-        self.t0_ns = time.monotonic_ns()
+        self.t0_ns = now_ns()
         try:
             for config_run in runs:
                 self._prepare(config_run, processors)
@@ -241,11 +241,11 @@ class Bench:
         pipeline = Pipeline(source=source, processor=processor, sinks=sinks, config=config, stats=stats)
         reader = self._open_reader()
         sampler.prime()
-        start = time.monotonic()
+        start = now_s()
         try:
             pipeline.run(on_tick=sampler.sample)
         finally:
-            elapsed = time.monotonic() - start
+            elapsed = now_s() - start
             sampler.sample()
             if reader is not None:
                 reader.stop()

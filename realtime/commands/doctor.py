@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from realtime.engines.ort import CPU_PROVIDER, preload_cuda_libraries
 from realtime.engines.probe import (
     CUDA_PROVIDER,
     Availability,
@@ -26,6 +27,7 @@ from realtime.engines.probe import (
     default_engines_dir,
     probe_availability,
 )
+from realtime.engines.selection import COREML_PROVIDER, TORCH_CUDA_WINDOWS, auto_provider
 from realtime.engines.sidecar import mismatches
 from realtime.errors import SwapcamError
 
@@ -126,6 +128,7 @@ def cuda_provider_error() -> str | None:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    preload_cuda_libraries(onnxruntime, [CUDA_PROVIDER])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "provider not in available names": we report it
@@ -180,7 +183,7 @@ def check_cuda(available: Availability) -> list[Check]:
     driver = cuda_driver_version()
     if driver is None:
         return [Check("pass" if available.gpu is None else "warn", "cuda",
-                      "no NVIDIA driver (libcuda) found — CPU only")]
+                      f"no NVIDIA driver (libcuda) found — {without_cuda(available)}")]
     runtimes = cuda_runtimes()
     checks = [Check("pass", "cuda driver", f"supports CUDA {driver}"
                     + (f" (driver {available.gpu.driver_version})" if available.gpu else ""))]
@@ -191,6 +194,16 @@ def check_cuda(available: Availability) -> list[Check]:
                   "fail": "driver is too old for this runtime — update the NVIDIA driver"}[status]
         checks.append(Check(status, "cuda runtime", f"{package} built for CUDA {runtime}: {advice}"))
     return checks
+
+
+def without_cuda(available: Availability) -> str:
+    """What runs the models when there is no CUDA: DirectML, the CPU, and whether CoreML could."""
+    provider = auto_provider(available)
+    if provider != CPU_PROVIDER:
+        return f"models run on {provider}"
+    if COREML_PROVIDER in available.ort_providers:
+        return f"models run on the CPU; {COREML_PROVIDER} is available but opt-in (--device coreml)"
+    return "CPU only"
 
 
 def check_gpu(available: Availability) -> list[Check]:
@@ -206,7 +219,8 @@ def check_gpu(available: Availability) -> list[Check]:
 def check_tensorrt(available: Availability) -> list[Check]:
     """TensorRT version (only expected where there is a GPU)."""
     if available.tensorrt_version is not None:
-        torch_note = "" if available.torch_cuda else " — but torch with CUDA is missing (pip install .[gpu])"
+        torch_hint = TORCH_CUDA_WINDOWS if available.platform == "win32" else "pip install .[gpu]"
+        torch_note = "" if available.torch_cuda else f" — but torch with CUDA is missing ({torch_hint})"
         return [Check("pass" if available.torch_cuda else "warn", "tensorrt",
                       f"{available.tensorrt_version}{torch_note}")]
     if available.gpu is None:

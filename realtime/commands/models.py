@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from realtime import models
+from realtime.clock import now_s
 from realtime.errors import EXIT_MISSING
 
 
@@ -27,9 +27,9 @@ def add_parser(sub: Any) -> None:
 def handle_fetch(args: argparse.Namespace) -> int:
     """Fetch what is missing or does not match; quick when everything is there."""
     root = models.models_dir()
-    start = time.monotonic()
+    start = now_s()
     written = models.fetch(root, samples=args.samples)
-    took = time.monotonic() - start
+    took = now_s() - start
     if written:
         print(f"fetched {len(written)} file(s) into {root} in {took:.1f} s")
     else:

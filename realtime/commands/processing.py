@@ -15,7 +15,7 @@ log = logging.getLogger("swapcam")
 
 SWAPPERS = ("auto", "mesh", "inswapper")
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
-DEVICES = ("auto", "cuda", "cpu")
+DEVICES = ("auto", "cuda", "cpu", "coreml")
 
 
 def add_processing_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,8 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
                        help="weight of the enhanced face, 0..1 (default 0.8)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
                        help="inference backend (auto: TensorRT engine if built, else ONNX Runtime)")
-    group.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto)")
+    group.add_argument("--device", default="auto", choices=DEVICES,
+                       help="where models run (default auto; coreml: try CoreML on a Mac)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
                        help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
     group.add_argument("--face-check", default="background", choices=("background", "inline"),

@@ -76,14 +76,20 @@ def build_pipeline(
     return Pipeline(source=source, processor=processor, sinks=sinks, config=config)
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a run: SIGINT, SIGTERM, and SIGBREAK where it exists (Windows: Ctrl-Break, and
+    what a supervisor sends, since SIGTERM is never delivered there)."""
+    return tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name))
+
+
 @contextmanager
 def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the pipeline to stop; it then closes every sink cleanly."""
+    """SIGINT/SIGTERM (SIGBREAK on Windows) ask the pipeline to stop; it then closes every sink cleanly."""
     def handler(signum: int, _frame: object) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         pipeline.request_stop()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in stop_signals()}
     try:
         yield
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 
 from realtime.engines.base import TensorSpec
 from realtime.errors import BackendError
+
+log = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -37,6 +41,24 @@ def _provider_entries(providers: list[str], device_id: int) -> list[Any]:
     return [(name, {"device_id": str(device_id)}) if name == CUDA_PROVIDER else name for name in providers]
 
 
+def preload_cuda_libraries(ort: Any, providers: Sequence[str]) -> bool:
+    """Load CUDA and cuDNN before the first CUDA session, where this onnxruntime can (1.21+).
+
+    ``onnxruntime.preload_dlls()`` finds them in torch's CUDA build or in the nvidia-* wheels that
+    ``onnxruntime-gpu[cuda,cudnn]`` installs. Without it, on Windows, those wheels' DLLs are not on the
+    search path and the CUDA provider silently falls back to the CPU (E19). Returns whether it ran.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if CUDA_PROVIDER not in providers or preload is None:
+        return False
+    try:
+        preload()
+    except Exception as exc:  # a missing library shows up as E19 when the session loads; say why here
+        log.debug("onnxruntime.preload_dlls() failed: %r", exc)
+        return False
+    return True
+
+
 class OrtEngine:
     """An ONNX model on an ONNX Runtime InferenceSession with explicit providers and threads.
 
@@ -62,6 +84,7 @@ class OrtEngine:
         options.log_severity_level = 3
         source = str(model) if isinstance(model, Path) else model
         self.requested_providers = tuple(providers)
+        preload_cuda_libraries(ort, providers)
         with warnings.catch_warnings():
             # ONNX Runtime warns when a requested provider is missing; lost_providers() reports it (E19).
             warnings.simplefilter("ignore", UserWarning)

@@ -29,11 +29,16 @@ from realtime.hashing import file_sha256
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
-DEVICES = ("auto", "cuda", "cpu")
-# Better first; each entry names the platform where it can exist at all (None: any).
-_ACCELERATED_PROVIDERS = ((CUDA_PROVIDER, None), ("DmlExecutionProvider", "win32"),
-                          ("CoreMLExecutionProvider", "darwin"))
+DEVICES = ("auto", "cuda", "cpu", "coreml")
+COREML_PROVIDER = "CoreMLExecutionProvider"
+# Better first; each entry names the platform where it can exist at all (None: any). CoreML is not here:
+# it is opt-in (--device coreml) until measured, since a dynamic-shape model such as SCRFD may be split
+# between CoreML and the CPU and run slower than on the CPU alone.
+_ACCELERATED_PROVIDERS = ((CUDA_PROVIDER, None), ("DmlExecutionProvider", "win32"))
 _BUILD_HINT = "run tools/build_engines.py"
+# PyPI's torch for Windows is built for the CPU only; the CUDA builds come from PyTorch's own index.
+TORCH_CUDA_WINDOWS = ("pip install torch torchvision --index-url https://download.pytorch.org/whl/cu128 "
+                      "(PyPI's torch for Windows has no CUDA)")
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,8 @@ def check_options(backend: str, device: str) -> None:
         raise UsageError("E01", f"--backend {backend}", remedy=f"use one of: {', '.join(BACKENDS)}")
     if device not in DEVICES:
         raise UsageError("E01", f"--device {device}", remedy=f"use one of: {', '.join(DEVICES)}")
-    if backend == "tensorrt" and device == "cpu":
-        raise UsageError("E01", "--backend tensorrt with --device cpu",
+    if backend == "tensorrt" and device in ("cpu", "coreml"):
+        raise UsageError("E01", f"--backend tensorrt with --device {device}",
                          remedy="TensorRT runs only on a CUDA GPU: use --device cuda or --backend onnxruntime")
 
 
@@ -79,7 +84,7 @@ def choose(*, model_name: str, model_sha256: str | None, available: Availability
     if len(available.ort_distributions) > 1:
         warnings.append(warning_text("E18", ", ".join(available.ort_distributions)))
     skipped: list[str] = []
-    if engine is not None or (backend != "onnxruntime" and device != "cpu"):
+    if engine is not None or (backend != "onnxruntime" and device in ("auto", "cuda")):
         found = _tensorrt_choice(model_name, model_sha256, available, engine=engine,
                                  required=backend == "tensorrt" or engine is not None, skipped=skipped)
         if found is not None:
@@ -87,7 +92,7 @@ def choose(*, model_name: str, model_sha256: str | None, available: Availability
             return Choice(model=model_name, backend="tensorrt", engine_path=path, sidecar=sidecar,
                           skipped=tuple(skipped), warnings=tuple(warnings))
     elif backend == "auto":
-        skipped.append("tensorrt: --device cpu")
+        skipped.append(f"tensorrt: --device {device}")
     providers = _ort_choice(available, device, skipped)
     return Choice(model=model_name, backend="onnxruntime", providers=providers, skipped=tuple(skipped),
                   warnings=tuple(warnings))
@@ -100,7 +105,8 @@ def _tensorrt_unusable(available: Availability) -> str | None:
     if available.gpu is None:
         return f"tensorrt: no CUDA GPU ({available.gpu_error or 'none found'})"
     if not available.torch_cuda:
-        return "tensorrt: torch with CUDA is not installed (the TensorRT runtime keeps its buffers in torch)"
+        hint = f" — {TORCH_CUDA_WINDOWS}" if available.platform == "win32" else ""
+        return f"tensorrt: torch with CUDA is not installed (the TensorRT runtime keeps its buffers in torch){hint}"
     return None
 
 
@@ -167,6 +173,11 @@ def _ort_choice(available: Availability, device: str, skipped: list[str]) -> tup
                            "pip install .[cpu] (or .[gpu] on an NVIDIA machine)")
     if device == "cpu":
         return (CPU_PROVIDER,)
+    if device == "coreml":
+        if COREML_PROVIDER not in available.ort_providers:
+            raise BackendError("E23", f"--device coreml: {COREML_PROVIDER} is not in this onnxruntime build "
+                               "(the macOS onnxruntime wheel has it)")
+        return (COREML_PROVIDER, CPU_PROVIDER)
     if device == "cuda":
         if CUDA_PROVIDER not in available.ort_providers:
             build = ", ".join(available.ort_distributions) or "onnxruntime"
@@ -177,7 +188,16 @@ def _ort_choice(available: Availability, device: str, skipped: list[str]) -> tup
             return (provider, CPU_PROVIDER)
         if only_on is None or only_on == available.platform:
             skipped.append(f"{provider}: not available in this onnxruntime build")
+    if COREML_PROVIDER in available.ort_providers:
+        skipped.append(f"{COREML_PROVIDER}: not taken by auto until measured faster here — try --device coreml")
     return (CPU_PROVIDER,)
+
+
+def auto_provider(available: Availability) -> str:
+    """The ONNX Runtime provider ``--device auto`` runs models on here (TensorRT aside)."""
+    if not available.ort_providers:
+        return CPU_PROVIDER
+    return _ort_choice(available, "auto", [])[0]
 
 
 def _needs_checksum(available: Availability, engine: Path | None) -> bool:

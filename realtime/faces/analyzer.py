@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_ns
 from realtime.engines.fallback import FallbackEngine, ResourcePressure
 from realtime.engines.opening import open_model
 from realtime.errors import UsageError, warning_text
@@ -164,7 +164,7 @@ class FaceAnalyzer:
         frame's capture time, else now.
         """
         if timestamp_s is None:
-            timestamp_s = (frame.t_capture if frame is not None else time.monotonic_ns()) / 1e9
+            timestamp_s = (frame.t_capture if frame is not None else now_ns()) / 1e9
         opts = self.options
         self._frame_no += 1
         self._since_detect += 1
@@ -289,11 +289,11 @@ def _stage(frame: Frame | None, name: str) -> Iterator[None]:
     if frame is None:
         yield
         return
-    start = time.monotonic_ns()
+    start = now_ns()
     try:
         yield
     finally:
-        took = time.monotonic_ns() - start
+        took = now_ns() - start
         previous = frame.stages.get(name)
         first = previous[0] if previous else start
         spent = (previous[1] - previous[0]) if previous else 0

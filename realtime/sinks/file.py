@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import av
 
+from realtime.clock import now_ns
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
 from realtime.sinks.h264 import TIME_BASE, H264Output, H264Settings
@@ -85,7 +85,7 @@ class FileSink:
         if self.timing == "sequence":
             return round(frame.seq * self.ticks_per_frame)
         # Placeholder frames (seq < 0, e.g. NO SIGNAL) are shown from the moment they are written.
-        when = frame.t_capture if frame.seq >= 0 else time.monotonic_ns()
+        when = frame.t_capture if frame.seq >= 0 else now_ns()
         if self._t0 is None:
             self._t0 = when
         return round(max(0, when - self._t0) / 1e9 / TIME_BASE)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from urllib.parse import urlsplit
 
 import av
 
+from realtime.clock import now_ns
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
 from realtime.sinks.h264 import TIME_BASE, H264Output, H264Settings, stream_bit_rate
@@ -88,7 +88,7 @@ class StreamSink:
 
     def write(self, frame: Frame) -> None:
         """Encode and send ``frame`` now (its timestamp is the send time)."""
-        now = time.monotonic_ns()
+        now = now_ns()
         if self._t0 is None:
             self._t0 = now
         pts = round((now - self._t0) / 1e9 / TIME_BASE)

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from realtime.clock import now_ns
+
 
 class EndOfStream(Exception):
     """The source has no more frames (end of file, frame limit)."""
@@ -45,11 +47,11 @@ class FrameClock:
 
     def __init__(self, fps: float) -> None:
         self.interval_ns = int(1e9 / fps)
-        self._next = time.monotonic_ns()
+        self._next = now_ns()
 
     def wait(self) -> None:
         """Sleep until the next frame is due."""
-        now = time.monotonic_ns()
+        now = now_ns()
         if self._next > now:
             time.sleep((self._next - now) / 1e9)
             self._next += self.interval_ns
