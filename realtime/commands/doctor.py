@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from realtime.commands.models import add_models_option
 from realtime.engines.ort import CPU_PROVIDER, preload_cuda_libraries
 from realtime.engines.probe import (
     CUDA_PROVIDER,
@@ -57,12 +58,13 @@ def add_parser(sub: Any) -> None:
         description="Check what swapcam needs on this machine. Each line is PASS, WARN or FAIL; "
                     "exit status 0 when nothing failed, 1 when any check failed.")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    add_models_option(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run every check, print the report, return 0 (all pass/warn) or 1 (any fail)."""
-    checks = run_checks()
+    checks = run_checks(models_root=args.models)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:
@@ -78,12 +80,12 @@ def exit_status(checks: list[Check]) -> int:
     return EXIT_FAILED if any(c.status == "fail" for c in checks) else EXIT_OK
 
 
-def run_checks() -> list[Check]:
-    """Every check, in report order."""
+def run_checks(*, models_root: Path | None = None) -> list[Check]:
+    """Every check, in report order; ``models_root``: the ``--models`` folder (None: the default one)."""
     available = probe_availability(probe_gpu=True)
     checks = [check_python()]
     for group in (check_onnxruntime(available), check_cuda(available), check_gpu(available),
-                  check_tensorrt(available), check_models(), check_engines(available),
+                  check_tensorrt(available), check_models(models_root), check_engines(available, models_root),
                   check_virtual_camera(), check_shm(), check_threads()):
         checks.extend(group)
     return checks
@@ -232,15 +234,16 @@ def check_tensorrt(available: Availability) -> list[Check]:
 # ------------------------------------------------------------------ models and engines
 
 
-def check_models() -> list[Check]:
-    """Each model of the manifest: present, and its sha256 as pinned."""
+def check_models(root: Path | None = None) -> list[Check]:
+    """The models folder, and each model of the manifest: present, and its sha256 as pinned."""
     from realtime import models
 
     try:
-        rows = models.list_status()
+        root = models.models_dir(root)
+        rows = models.list_status(root)
     except SwapcamError as exc:
         return [Check("fail", "models", exc.message())]
-    checks = []
+    checks = [Check("pass", "models folder", str(root))]
     for row in rows:
         if row.kind == "sample":
             continue
@@ -257,24 +260,24 @@ def check_models() -> list[Check]:
     return checks
 
 
-def _model_sha(name: str) -> str | None:
+def _model_sha(name: str, root: Path | None) -> str | None:
     from realtime import models
 
     try:
-        return models.cached_sha256(models.model_path(name))
+        return models.cached_sha256(models.model_path(name, root=root))
     except (SwapcamError, ValueError):
         return None
 
 
-def check_engines(available: Availability, engines_dir: Path | None = None) -> list[Check]:
-    """Each TensorRT engine in engines/ and whether it fits this model file, GPU and TensorRT."""
-    folder = engines_dir or default_engines_dir()
+def check_engines(available: Availability, models_root: Path | None = None) -> list[Check]:
+    """Each TensorRT engine in the engines folder and whether it fits this model file, GPU and TensorRT."""
+    folder = default_engines_dir()
     checks = [Check("warn", "engine", problem) for problem in available.engine_problems]
     if not available.engines:
         hint = "python tools/build_engines.py builds them" if available.gpu else "only used on an NVIDIA GPU"
         return [*checks, Check("pass", "engines", f"none in {folder} ({hint})")]
     for path, sidecar in available.engines:
-        reasons = mismatches(sidecar, model_sha256=_model_sha(sidecar.model_name), gpu=available.gpu,
+        reasons = mismatches(sidecar, model_sha256=_model_sha(sidecar.model_name, models_root), gpu=available.gpu,
                              tensorrt_version=available.tensorrt_version)
         if reasons:
             checks.append(Check("warn", "engine", f"{path.name} does not fit this machine: {'; '.join(reasons)} "

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from realtime.commands.models import add_models_option
 from realtime.errors import UsageError
 from realtime.processors import Passthrough, Processor, Sleeper
 from realtime.swappers.base import Swapper
@@ -61,6 +62,7 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--det-size", type=int, metavar="PX",
                        help="face detector input size, a multiple of 32 (smaller is faster, finds fewer small "
                             "faces)")
+    add_models_option(group)
 
 
 def build_processor(args: argparse.Namespace) -> Processor:
@@ -113,10 +115,10 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
 
         swapper = with_enhancer(swapper, args.enhancer, backend=args.backend, device=args.device,
                                 threads=args.threads, blend_weight=args.enhancer_blend,
-                                live=live)
+                                live=live, root=args.models)
     # An offline render stays inline: the same video gives the same frames every time.
-    analyzer = FaceAnalyzer.open(backend=args.backend, device=args.device, threads=args.threads,
-                                 det_size=args.det_size, max_faces=args.max_faces,
+    analyzer = FaceAnalyzer.open(root=args.models, backend=args.backend, device=args.device,
+                                 threads=args.threads, det_size=args.det_size, max_faces=args.max_faces,
                                  background_check=live and args.face_check == "background")
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)
     prepare_swapper(swapper, sources)
@@ -129,7 +131,7 @@ def build_swapper(args: argparse.Namespace) -> Swapper:
     """The swapper ``--swapper`` names; ``auto`` takes inswapper when its models are present."""
     name = args.swapper
     if name == "auto":
-        name = "inswapper" if _neural_models_present() else "mesh"
+        name = "inswapper" if _neural_models_present(args.models) else "mesh"
         log.info("--swapper auto: using %s (%s)", name,
                  "neural models found" if name == "inswapper"
                  else "neural models not fetched; `swapcam models fetch --neural` enables inswapper")
@@ -142,12 +144,12 @@ def build_swapper(args: argparse.Namespace) -> Swapper:
     raise UsageError("E01", f"--swapper {name!r}", remedy="use auto, mesh or inswapper")
 
 
-def _neural_models_present() -> bool:
+def _neural_models_present(root: Path | None) -> bool:
     try:
         from realtime.swappers.inswapper import neural_models_present
     except ImportError:
         return False
-    return bool(neural_models_present())
+    return bool(neural_models_present(root))
 
 
 def _open_inswapper(args: argparse.Namespace) -> Swapper:
@@ -156,6 +158,6 @@ def _open_inswapper(args: argparse.Namespace) -> Swapper:
     except ImportError as exc:
         raise UsageError("E23", f"--swapper inswapper is not available in this build ({exc})",
                          remedy="use --swapper mesh") from exc
-    swapper: Swapper = InswapperSwapper.open(backend=args.backend, device=args.device, threads=args.threads,
-                                             keep_mouth=args.keep_mouth)
+    swapper: Swapper = InswapperSwapper.open(root=args.models, backend=args.backend, device=args.device,
+                                             threads=args.threads, keep_mouth=args.keep_mouth)
     return swapper

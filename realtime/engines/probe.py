@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.engines.sidecar import EngineSidecar, GpuInfo, scan_engines
+from realtime.paths import user_cache
 
 # Distributions that each install the `onnxruntime` module; two of them together overwrite each other.
 ORT_DISTRIBUTIONS = (
@@ -47,13 +48,10 @@ class Availability:
     platform: str = sys.platform
 
 
-REPO_ENGINES = Path(__file__).resolve().parents[2] / "engines"
-
-
 def default_engines_dir() -> Path:
-    """``$SWAPCAM_ENGINES`` if set, else the repository's ``engines/`` folder (next to ``models/``)."""
+    """``$SWAPCAM_ENGINES`` if set, else ``engines`` in the user's cache folder (next to ``models``)."""
     env = os.environ.get("SWAPCAM_ENGINES")
-    return Path(env).expanduser() if env else REPO_ENGINES
+    return Path(env).expanduser() if env else user_cache() / "engines"
 
 
 def installed_ort_distributions() -> tuple[str, ...]:

@@ -24,7 +24,8 @@ from realtime.errors import BackendError, ModelError
 log = logging.getLogger(__name__)
 
 Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # min, opt, max
-_PROFILE_REMEDY = "rebuild the engine with a wider profile (models/manifest.json), or use --backend onnxruntime"
+_PROFILE_REMEDY = ("rebuild the engine with a wider profile (trt_profile in realtime/manifest.json), "
+                   "or use --backend onnxruntime")
 
 
 def check_input_shape(name: str, shape: Sequence[int], declared: Sequence[int | str | None],
