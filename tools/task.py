@@ -18,15 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 DEMO_CLIP = Path("out") / "demo_target.mp4"
-TORCH = "torch==2.13.0"  # as the Makefile: only for the torch-op tests, skipped without it
+TORCH = "torch==2.13.0"  # as the Makefile: required, the torch-path tests must run
 
 
 @dataclass(frozen=True)
 class Step:
-    """One command; ``optional`` steps may fail (the Makefile's ``|| echo``)."""
+    """One command of a target."""
 
     argv: tuple[str, ...]
-    optional: bool = False
 
 
 def venv_bin(name: str, *, platform: str = sys.platform, venv: Path = VENV) -> str:
@@ -47,7 +46,7 @@ def setup_steps(*, platform: str = sys.platform, python: str = sys.executable) -
         Step((python, "-m", "venv", str(VENV))),
         Step((*pip, "install", "--quiet", "--upgrade", "pip")),
         Step((*pip, "install", "--quiet", "-e", ".[cpu,dev]")),
-        Step((*pip, "install", "--quiet", TORCH), optional=True),
+        Step((*pip, "install", "--quiet", TORCH)),
         Step((venv_bin("python", platform=platform), "-c", f"import pathlib; pathlib.Path({str(stamp)!r}).touch()")),
     ]
 
@@ -84,13 +83,11 @@ def lint_steps(platform: str) -> list[Step]:
 
 
 def run(steps: Sequence[Step]) -> int:
-    """Run ``steps`` from the repository root; the first required one that fails ends the run."""
+    """Run ``steps`` from the repository root; the first one that fails ends the run."""
     for step in steps:
         print("+", " ".join(step.argv), flush=True)
         status = subprocess.run(step.argv, cwd=ROOT, check=False).returncode
-        if status != 0 and step.optional:
-            print(f"optional step failed ({status}); going on", flush=True)
-        elif status != 0:
+        if status != 0:
             return status
     return 0
 
@@ -107,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(" ".join(step.argv))
         return 0
     os.environ.setdefault("PYTHONUTF8", "1")  # the children print "→" and "—"; the console may not be UTF-8
+    # As the Makefile: a checkout keeps its models and engines in the repository's folders.
+    os.environ.setdefault("SWAPCAM_MODELS", str(ROOT / "models"))
+    os.environ.setdefault("SWAPCAM_ENGINES", str(ROOT / "engines"))
     status = run(steps)
     if status == 0 and args.target == "demo":
         print("demo: wrote out/demo_swapped.mp4 — to watch live, rerun the last command with --output window")
