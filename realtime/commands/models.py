@@ -9,6 +9,7 @@ from typing import Any
 from realtime import models
 from realtime.clock import now_s
 from realtime.errors import EXIT_MISSING
+from realtime.fetching import fetch
 
 
 def add_models_option(parser: Any) -> None:
@@ -39,7 +40,7 @@ def handle_fetch(args: argparse.Namespace) -> int:
     """Fetch what is missing or does not match; quick when everything is there."""
     root = models.models_dir(args.models)
     start = now_s()
-    written = models.fetch(root, samples=args.samples)
+    written = fetch(root, samples=args.samples)
     took = now_s() - start
     if written:
         print(f"fetched {len(written)} file(s) into {root} in {took:.1f} s")
