@@ -3,6 +3,11 @@
 Three named threads share one stop event. A worker's exception stops the run
 and is re-raised by ``stop()``. Live sources never block: rings drop the
 oldest frame. Offline sources (a file rendered frame by frame) block instead.
+
+Nothing is closed while a thread may be inside it: ``stop()`` closes the source
+and the processor only once their thread has ended, and otherwise leaves that to
+the thread as it leaves (a read stuck in a dead camera); the sinks are handled
+by :class:`realtime.outputs.Outputs` in the same spirit. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,17 +25,20 @@ from realtime.config import PipelineConfig
 from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
+from realtime.outputs import Outputs
 from realtime.processors import Processor
 from realtime.ring import Ring, RingClosed
-from realtime.sinks.base import Sink, StopRequested
+from realtime.sinks.base import Sink
 from realtime.sources.base import EndOfStream, SignalLost, Source
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often a waiting worker re-checks the stop event
-JOIN_S = 1.5  # budget for joining the threads: the whole stop stays within 2 s
-MAX_SINK_FAILURES = 60  # consecutive failures of one sink before the run stops
+# stop() waits at most JOIN_S for the threads, then closes what they have left until STOP_S after it
+# began: the sinks in parallel, each bounded (a recording's queue has ~0.5 s of frames to write out).
+JOIN_S = 0.8
+STOP_S = 1.8
 BACKOFF_S = (0.1, 2.0)  # first and longest wait between reconnect attempts of a lost source
 # A loss shorter than this (one failed read) re-sends the last frame: no NO SIGNAL flash in the call.
 NO_SIGNAL_AFTER_S = 0.25
@@ -61,7 +69,6 @@ class Pipeline:
     ) -> None:
         self.source = source
         self.processor = processor
-        self.sinks = list(sinks)
         self.config = config
         self.live = source.live
         capacity = None if config.queue == "unbounded" else config.ring_size
@@ -75,13 +82,18 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
         self.output_interval_s = 1.0 / (config.output_fps or source.fps)
-        self._frame_log = RateLimitedLog(log)
-        self._sink_failures = dict.fromkeys(range(len(self.sinks)), 0)
+        self.outputs = Outputs(sinks, stats=self.stats, on_empty=self.request_stop)
+        self._processor_log = RateLimitedLog(log)
+        self._source_release = _Release(source.name, source.close)
+        self._processor_release = _Release(processor.name, processor.close)
         self._threads = [
-            threading.Thread(target=self._guard(self._capture_loop), name="swapcam-capture", daemon=True),
-            threading.Thread(target=self._guard(self._inference_loop), name="swapcam-inference", daemon=True),
-            threading.Thread(target=self._guard(self._output_loop), name="swapcam-output", daemon=True),
+            threading.Thread(target=self._guard(self._capture_loop, self._source_release), name="swapcam-capture",
+                             daemon=True),
+            threading.Thread(target=self._guard(self._inference_loop, self._processor_release),
+                             name="swapcam-inference", daemon=True),
+            threading.Thread(target=self._guard(self._output_loop, None), name="swapcam-output", daemon=True),
         ]
+        self._started = False
         self._stopped = False
         self.signal_lost = threading.Event()
         self._lost_since = 0.0  # monotonic time the current loss began
@@ -90,8 +102,37 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------
 
+    @property
+    def sinks(self) -> list[Sink]:
+        """The outputs attached now."""
+        return self.outputs.snapshot()
+
+    def add_sink(self, sink: Sink) -> None:
+        """Attach an open ``sink`` while running (from any thread); it gets every frame from the next one on.
+
+        The pipeline owns it from then on: ``remove_sink`` or ``stop`` closes it.
+        """
+        if self._stopped:
+            raise RuntimeError("the pipeline has stopped; close the sink yourself")
+        self.outputs.add(sink)
+
+    def remove_sink(self, sink: Sink, *, timeout: float = 2.0) -> None:
+        """Detach ``sink`` now (from any thread) and close it once the output thread is out of its ``write``.
+
+        The other outputs never wait for it. Waits up to ``timeout`` s for the close, then lets it finish in
+        the background; re-raises what the close raised. A sink not attached is left alone.
+        """
+        self.outputs.remove(sink, timeout=timeout)
+
+    def flush_outputs_now(self, timeout: float) -> None:
+        """Best effort before the process ends at once (a second Ctrl-C): close every output now, in
+        parallel, waiting up to ``timeout`` s. Nothing else is closed; the threads are left running."""
+        self.request_stop()
+        self.outputs.close_now(time.monotonic() + timeout)
+
     def start(self) -> None:
         """Start the three threads."""
+        self._started = True
         for thread in self._threads:
             thread.start()
 
@@ -114,23 +155,29 @@ class Pipeline:
         return self.finished
 
     def stop(self) -> None:
-        """Stop the threads, close sinks, source and processor; re-raise a worker's exception."""
+        """Stop the threads, close sinks, source and processor; re-raise a worker's exception.
+
+        Returns within STOP_S (under 2 s). A part whose thread is still inside it then is closed by that
+        thread when it comes out (logged).
+        """
         if self._stopped:
             return
         self._stopped = True
         self.request_stop()
-        # One deadline for all three joins (not JOIN_S each), so the whole stop stays within 2 s.
-        deadline = time.monotonic() + JOIN_S
+        began = time.monotonic()
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, began + JOIN_S - time.monotonic()))
             if thread.is_alive():
                 log.warning("thread %s did not stop within %.1f s", thread.name, JOIN_S)
-        for closer in [*(s.close for s in self.sinks), self.source.close, self.processor.close]:
-            try:
-                closer()
-            except Exception as exc:  # every sink must get its chance to finalise
-                log.error("error while closing: %s", exc)
-                self.errors.append(exc)
+        closing = self.outputs.close_all  # started first: the recordings finalise while the rest closes
+        sinks_done = threading.Thread(target=lambda: self.errors.extend(closing(began + STOP_S)),
+                                      name="swapcam-close-outputs", daemon=True)
+        sinks_done.start()
+        for release in (self._source_release, self._processor_release):
+            error = release.request(thread_started=self._started)
+            if error is not None:
+                self.errors.append(error)
+        sinks_done.join(max(0.0, began + STOP_S - time.monotonic()))
         if self.errors:
             raise self.errors[0]
 
@@ -147,7 +194,7 @@ class Pipeline:
 
     # -- workers ---------------------------------------------------------------------
 
-    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+    def _guard(self, loop: Callable[[], None], release: _Release | None) -> Callable[[], None]:
         def guarded() -> None:
             try:
                 loop()
@@ -155,6 +202,9 @@ class Pipeline:
                 log.debug("worker %s failed", threading.current_thread().name, exc_info=True)
                 self.errors.append(exc)
                 self.request_stop()
+            finally:
+                if release is not None:
+                    release.leave()
 
         return guarded
 
@@ -188,7 +238,8 @@ class Pipeline:
 
     def _inference_loop(self) -> None:
         try:
-            while (frame := self._get(self.ring_in, POLL_S)) is not False:
+            while True:
+                frame = self._get(self.ring_in, POLL_S)
                 if frame is None:
                     continue
                 failed = False
@@ -197,11 +248,13 @@ class Pipeline:
                         image = self.processor.process(frame)
                     except Exception as exc:
                         failed, image = True, frame.image
-                        self._frame_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
+                        self._processor_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
                 frame.image = image
                 self.stats.on_processed(frame, failed=failed)
                 if not self._put(self.ring_out, frame):
                     break
+        except RingClosed:
+            pass
         finally:
             self.ring_out.close()
 
@@ -211,8 +264,9 @@ class Pipeline:
         while True:
             # 1.2 intervals: frames arriving with ordinary jitter are not pre-empted by a re-send.
             timeout = 1.2 * self.output_interval_s if (resend and last is not None) else POLL_S
-            frame = self._get(self.ring_out, timeout)
-            if frame is False:
+            try:
+                frame = self._get(self.ring_out, timeout)
+            except RingClosed:
                 break
             if frame is None:
                 if self._showing_no_signal():
@@ -270,14 +324,11 @@ class Pipeline:
                 return False
         return False
 
-    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | Literal[False] | None:
-        """Next frame, None on timeout, False when the ring is done or the run is stopping."""
+    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | None:
+        """The next frame, or None on timeout; raises RingClosed when the ring is done or the run is stopping."""
         if self.stop_event.is_set():
-            return False
-        try:
-            return ring.get(timeout)
-        except RingClosed:
-            return False
+            raise RingClosed(ring.name)
+        return ring.get(timeout)
 
     def _hold_until(self, frame: Frame) -> bool:
         """Sleep until ``sync_delay_ms`` after capture; False if stopped meanwhile."""
@@ -289,26 +340,59 @@ class Pipeline:
 
     def _emit(self, frame: Frame, *, resent: bool) -> None:
         start = time.monotonic_ns()
-        for index, sink in enumerate(self.sinks):
-            self._write(index, sink, frame)
+        if self.outputs.write_all(frame):
+            self.request_stop()
         if not resent:
             frame.stages["output"] = (start, time.monotonic_ns())
             frame.t_output = time.monotonic_ns()
         self.stats.on_output(frame, resent=resent)
 
-    def _write(self, index: int, sink: Sink, frame: Frame) -> None:
-        try:
-            sink.write(frame)
-            self._sink_failures[index] = 0
-        except StopRequested:
-            self.request_stop()
-        except Exception as exc:
-            self._sink_failures[index] += 1
-            self.stats.count("sink_errors")
-            if self._sink_failures[index] >= MAX_SINK_FAILURES:
-                raise
-            self._frame_log.warning(f"sink {sink.name}: {exc!r}")
-
     def summary(self) -> dict[str, Any]:
         """The run's stats as plain values."""
         return self.stats.summary()
+
+
+class _Release:
+    """Closes a source or processor exactly once, and never while its thread may be inside it.
+
+    ``request`` (from ``stop``) closes it at once when its thread has ended (or never started); else the
+    thread closes it itself in ``leave``, as it ends.
+    """
+
+    def __init__(self, name: str, close: Callable[[], None]) -> None:
+        self.name = name
+        self._close = close
+        self._lock = threading.Lock()
+        self._left = self._wanted = self._done = False
+
+    def leave(self) -> None:
+        """Called by the owning thread as it ends."""
+        with self._lock:
+            self._left = True
+            go = self._wanted and not self._done
+            self._done = self._done or go
+        if go:
+            error = self._run()
+            if error is not None:
+                log.error("closing %s: %s", self.name, error)
+
+    def request(self, *, thread_started: bool) -> BaseException | None:
+        """Close now if the thread is out of it; the close's error, if any."""
+        with self._lock:
+            if self._done:
+                return None
+            self._wanted = True
+            go = self._left or not thread_started
+            self._done = go
+        if not go:
+            log.warning("%s is still in use by its thread; it is closed when the thread comes out", self.name)
+            return None
+        return self._run()
+
+    def _run(self) -> BaseException | None:
+        try:
+            self._close()
+        except Exception as exc:
+            log.error("error while closing %s: %s", self.name, exc)
+            return exc
+        return None

@@ -9,7 +9,7 @@ import cv2
 
 from realtime.errors import OutputError
 from realtime.frame import Frame
-from realtime.sinks.base import StopRequested
+from realtime.sinks.base import Sink, StopRequested
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # 27: Esc
 
@@ -38,7 +38,7 @@ def check_display() -> None:
                                  "(file:PATH, udp://127.0.0.1:5000, virtualcam)")
 
 
-class WindowSink:
+class WindowSink(Sink):
     """Shows frames in a window titled ``title``.
 
     The window is created by the first ``write`` so that every HighGUI call
