@@ -57,3 +57,14 @@ def open_pipeline(*, source: SourceOpener, sinks: Sequence[SinkOpener], processo
     log.info("source %s (%dx%d @ %g fps) → %s", opened_source.name, opened_source.width, opened_source.height,
              opened_source.fps, ", ".join(s.name for s in opened_sinks) or "no output")
     return pipeline
+
+
+def add_output(pipeline: Pipeline, text: str) -> Sink:
+    """Open the ``--output`` value ``text`` at the pipeline's frame size and rate and attach it while it runs
+    (e.g. a recording started from the panel). Returns the sink, for ``pipeline.remove_sink``."""
+    sink = spec_opener(parse_sink(text))(pipeline.source)
+    with ExitStack() as stack:
+        stack.enter_context(sink)
+        pipeline.add_sink(sink)
+        stack.pop_all()
+    return sink

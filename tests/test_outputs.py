@@ -193,3 +193,27 @@ def test_stop_with_real_file_and_udp_outputs_is_fast_and_finalises_the_recording
     stamps, _ = read_video(path)
     output = pipeline.summary()["frames"]["output"]
     assert output >= 15 and len(stamps) == output and stamps == sorted(set(stamps))  # every frame, finalised
+
+
+def test_a_recording_started_and_stopped_while_running_holds_the_frames_in_between(tmp_path: Path) -> None:
+    from realtime.session import add_output
+
+    path = tmp_path / "mid.mp4"
+    steady = Recorder("steady")
+    pipeline = Pipeline(source=SyntheticSource(width=320, height=240, fps=30), processor=Passthrough(),
+                        sinks=[steady], config=PipelineConfig())
+    pipeline.start()
+    try:
+        time.sleep(0.3)
+        recording = add_output(pipeline, f"file:{path}")
+        time.sleep(1.0)
+        pipeline.remove_sink(recording)
+        assert recording not in pipeline.sinks
+        time.sleep(0.2)
+    finally:
+        pipeline.stop()
+    stamps, _ = read_video(path)
+    seen = [seq for seq, _ in steady.writes]
+    assert len(stamps) >= 15 and stamps == sorted(set(stamps))
+    assert stamps[0] > 0 and stamps[-1] < seen[-1]  # started after the run, stopped before its end
+    assert set(stamps) <= set(seen)

@@ -41,8 +41,10 @@ def check_display() -> None:
 class WindowSink(Sink):
     """Shows frames in a window titled ``title``.
 
-    The window is created by the first ``write`` so that every HighGUI call
-    happens on the output thread (GTK and Qt want one GUI thread).
+    The window is created by the first ``write``, so that it is created and
+    drawn on the output thread (GTK and Qt want one GUI thread). ``close`` is
+    not on that thread: it runs on the thread that finalises the outputs, once
+    the output thread has left this sink, and only destroys the window.
     """
 
     def __init__(self, title: str = "swapcam") -> None:
