@@ -95,3 +95,17 @@ def test_a_second_ctrl_c_ends_the_process_within_1_s_with_130(tmp_path: Path) ->
         process.kill()
     assert time.monotonic() - sent < 1.0
     assert process.returncode == 130
+
+
+def test_swapping_a_video_onto_a_full_filesystem_is_E14_and_leaves_no_output(tmp_path: Path,
+                                                                              full_disk: Path) -> None:
+    """The removed output ends the render, and swap_video says so instead of muxing a cut-off file."""
+    from realtime.errors import OutputError
+    from realtime.processors import Passthrough
+    from realtime.videoswap import swap_video
+
+    clip = write_stamped_video(tmp_path / "in.mp4", frames=90, width=640, height=480)
+    with pytest.raises(OutputError) as caught:
+        swap_video(Passthrough(), clip, full_disk / "out.mp4")
+    assert caught.value.code == "E14"
+    assert not (full_disk / "out.mp4").exists()
