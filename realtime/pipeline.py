@@ -182,12 +182,19 @@ class Pipeline:
             raise self.errors[0]
 
     def run(self, on_tick: Callable[[Stats], None] | None = None) -> Stats:
-        """Start, call ``on_tick`` every stats interval until the run ends, then stop."""
+        """Start, call ``on_tick`` every stats interval until the run ends or a stop is requested, then stop.
+
+        A requested stop (Ctrl-C, a sink, no output left) goes to ``stop()`` at once rather than waiting for
+        the threads to finish by themselves: one of them may be stuck in a frame.
+        """
         self.start()
         try:
-            while not self.wait(self.config.stats_interval_s):
-                if on_tick is not None:
-                    on_tick(self.stats)
+            next_tick = time.monotonic() + self.config.stats_interval_s
+            while not self.stop_event.is_set() and not self.wait(POLL_S):
+                if time.monotonic() >= next_tick:
+                    next_tick += self.config.stats_interval_s
+                    if on_tick is not None:
+                        on_tick(self.stats)
         finally:
             self.stop()
         return self.stats
