@@ -151,9 +151,9 @@ class Outputs:
                 self._failed_write(sink, error)
         return stop
 
-    def close_all(self, deadline: float) -> list[BaseException]:
-        """Detach every sink and close each once it is not being written; wait for the closes until
-        ``deadline`` (monotonic s). Returns the errors of the closes that finished (failed sinks aside)."""
+    def close_all(self) -> None:
+        """Detach every sink and start closing each, in parallel; one being written is closed when its write
+        returns. ``wait_closed`` waits for them."""
         with self._cond:
             for sink in list(self._attached):
                 self._detach(sink)
@@ -162,6 +162,11 @@ class Outputs:
                     log.warning("%s is still inside a write; it is closed when the write returns", sink.name)
                 else:
                     self._start_closer(sink, report=True)
+
+    def wait_closed(self, deadline: float) -> list[BaseException]:
+        """Wait until ``deadline`` (monotonic s) for every close started so far; the errors of those that
+        finished (a failed sink's aside: its failure is already reported)."""
+        with self._cond:
             closers = list(self._closers)
         for closer in closers:
             closer.thread.join(max(0.0, deadline - time.monotonic()))
@@ -215,7 +220,7 @@ class Outputs:
         self.stats.count("sink_errors")
         failures = self._failures[id(sink)] = self._failures.get(id(sink), 0) + 1
         if failures < FAILURES_BEFORE_REMOVAL:
-            self._log.warning(f"{sink.name}: a write failed ({type(exc).__name__}); the output is removed after "
+            self._log.warning(f"{sink.name}: a write failed ({_detail(exc)}); the output is removed after "
                               f"{FAILURES_BEFORE_REMOVAL} failures in a row")
             return
         code = failure_code(sink, exc)

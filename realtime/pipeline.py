@@ -169,15 +169,12 @@ class Pipeline:
             thread.join(max(0.0, began + JOIN_S - time.monotonic()))
             if thread.is_alive():
                 log.warning("thread %s did not stop within %.1f s", thread.name, JOIN_S)
-        closing = self.outputs.close_all  # started first: the recordings finalise while the rest closes
-        sinks_done = threading.Thread(target=lambda: self.errors.extend(closing(began + STOP_S)),
-                                      name="swapcam-close-outputs", daemon=True)
-        sinks_done.start()
+        self.outputs.close_all()  # first: the recordings finalise on their own threads while the rest closes
         for release in (self._source_release, self._processor_release):
             error = release.request(thread_started=self._started)
             if error is not None:
                 self.errors.append(error)
-        sinks_done.join(max(0.0, began + STOP_S - time.monotonic()))
+        self.errors.extend(self.outputs.wait_closed(began + STOP_S))
         if self.errors:
             raise self.errors[0]
 
