@@ -27,6 +27,7 @@ from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
 from realtime.outputs import Outputs
 from realtime.processors import Processor
+from realtime.release import Release
 from realtime.ring import Ring, RingClosed
 from realtime.sinks.base import Sink
 from realtime.sources.base import EndOfStream, SignalLost, Source
@@ -84,8 +85,8 @@ class Pipeline:
         self.output_interval_s = 1.0 / (config.output_fps or source.fps)
         self.outputs = Outputs(sinks, stats=self.stats, on_empty=self.request_stop)
         self._processor_log = RateLimitedLog(log)
-        self._source_release = _Release(source.name, source.close)
-        self._processor_release = _Release(processor.name, processor.close)
+        self._source_release = Release(source.name, source.close)
+        self._processor_release = Release(processor.name, processor.close)
         self._threads = [
             threading.Thread(target=self._guard(self._capture_loop, self._source_release), name="swapcam-capture",
                              daemon=True),
@@ -198,7 +199,7 @@ class Pipeline:
 
     # -- workers ---------------------------------------------------------------------
 
-    def _guard(self, loop: Callable[[], None], release: _Release | None) -> Callable[[], None]:
+    def _guard(self, loop: Callable[[], None], release: Release | None) -> Callable[[], None]:
         def guarded() -> None:
             try:
                 loop()
@@ -355,48 +356,3 @@ class Pipeline:
         """The run's stats as plain values."""
         return self.stats.summary()
 
-
-class _Release:
-    """Closes a source or processor exactly once, and never while its thread may be inside it.
-
-    ``request`` (from ``stop``) closes it at once when its thread has ended (or never started); else the
-    thread closes it itself in ``leave``, as it ends.
-    """
-
-    def __init__(self, name: str, close: Callable[[], None]) -> None:
-        self.name = name
-        self._close = close
-        self._lock = threading.Lock()
-        self._left = self._wanted = self._done = False
-
-    def leave(self) -> None:
-        """Called by the owning thread as it ends."""
-        with self._lock:
-            self._left = True
-            go = self._wanted and not self._done
-            self._done = self._done or go
-        if go:
-            error = self._run()
-            if error is not None:
-                log.error("closing %s: %s", self.name, error)
-
-    def request(self, *, thread_started: bool) -> BaseException | None:
-        """Close now if the thread is out of it; the close's error, if any."""
-        with self._lock:
-            if self._done:
-                return None
-            self._wanted = True
-            go = self._left or not thread_started
-            self._done = go
-        if not go:
-            log.warning("%s is still in use by its thread; it is closed when the thread comes out", self.name)
-            return None
-        return self._run()
-
-    def _run(self) -> BaseException | None:
-        try:
-            self._close()
-        except Exception as exc:
-            log.error("error while closing %s: %s", self.name, exc)
-            return exc
-        return None
