@@ -158,8 +158,10 @@ class Pipeline:
     def stop(self) -> None:
         """Stop the threads, close sinks, source and processor; re-raise a worker's exception.
 
-        Returns within STOP_S (under 2 s). A part whose thread is still inside it then is closed by that
-        thread when it comes out (logged).
+        The threads get JOIN_S to end; the outputs then close in parallel, waited for until STOP_S (under
+        2 s) after the stop began, while the source and the processor close in the meantime (their close is
+        quick: a background face check ends within one detection). A part whose thread is still inside it
+        is closed by that thread when it comes out (logged).
         """
         if self._stopped:
             return
