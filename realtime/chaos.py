@@ -48,7 +48,7 @@ def parse_chaos(text: str) -> ChaosConfig:
                        processor_fail_rate=values.get("processor", 0.0), seed=int(values.get("seed", 0)))
 
 
-class ChaosSource:
+class ChaosSource(Source):
     """Wraps a source; each read fails with SignalLost at the given rate.
 
     ``fault`` names the stats error counter the failures land in; ``last_injected_ns``

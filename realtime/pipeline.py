@@ -3,6 +3,11 @@
 Three named threads share one stop event. A worker's exception stops the run
 and is re-raised by ``stop()``. Live sources never block: rings drop the
 oldest frame. Offline sources (a file rendered frame by frame) block instead.
+
+Nothing is closed while a thread may be inside it: ``stop()`` closes the source
+and the processor only once their thread has ended, and otherwise leaves that to
+the thread as it leaves (a read stuck in a dead camera); the sinks are handled
+by :class:`realtime.outputs.Outputs` in the same spirit. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,17 +25,21 @@ from realtime.config import PipelineConfig
 from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
+from realtime.outputs import Outputs
 from realtime.processors import Processor
+from realtime.release import Release
 from realtime.ring import Ring, RingClosed
-from realtime.sinks.base import Sink, StopRequested
+from realtime.sinks.base import Sink
 from realtime.sources.base import EndOfStream, SignalLost, Source
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often a waiting worker re-checks the stop event
-JOIN_S = 1.5  # budget for joining the threads: the whole stop stays within 2 s
-MAX_SINK_FAILURES = 60  # consecutive failures of one sink before the run stops
+# stop() waits at most JOIN_S for the threads, then closes what they have left until STOP_S after it
+# began: the sinks in parallel, each bounded (a recording's queue has ~0.5 s of frames to write out).
+JOIN_S = 0.8
+STOP_S = 1.8
 BACKOFF_S = (0.1, 2.0)  # first and longest wait between reconnect attempts of a lost source
 # A loss shorter than this (one failed read) re-sends the last frame: no NO SIGNAL flash in the call.
 NO_SIGNAL_AFTER_S = 0.25
@@ -61,7 +70,6 @@ class Pipeline:
     ) -> None:
         self.source = source
         self.processor = processor
-        self.sinks = list(sinks)
         self.config = config
         self.live = source.live
         capacity = None if config.queue == "unbounded" else config.ring_size
@@ -75,13 +83,18 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
         self.output_interval_s = 1.0 / (config.output_fps or source.fps)
-        self._frame_log = RateLimitedLog(log)
-        self._sink_failures = dict.fromkeys(range(len(self.sinks)), 0)
+        self.outputs = Outputs(sinks, stats=self.stats, on_empty=self.request_stop)
+        self._processor_log = RateLimitedLog(log)
+        self._source_release = Release(source.name, source.close)
+        self._processor_release = Release(processor.name, processor.close)
         self._threads = [
-            threading.Thread(target=self._guard(self._capture_loop), name="swapcam-capture", daemon=True),
-            threading.Thread(target=self._guard(self._inference_loop), name="swapcam-inference", daemon=True),
-            threading.Thread(target=self._guard(self._output_loop), name="swapcam-output", daemon=True),
+            threading.Thread(target=self._guard(self._capture_loop, self._source_release), name="swapcam-capture",
+                             daemon=True),
+            threading.Thread(target=self._guard(self._inference_loop, self._processor_release),
+                             name="swapcam-inference", daemon=True),
+            threading.Thread(target=self._guard(self._output_loop, None), name="swapcam-output", daemon=True),
         ]
+        self._started = False
         self._stopped = False
         self.signal_lost = threading.Event()
         self._lost_since = 0.0  # monotonic time the current loss began
@@ -92,8 +105,37 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------
 
+    @property
+    def sinks(self) -> list[Sink]:
+        """The outputs attached now."""
+        return self.outputs.snapshot()
+
+    def add_sink(self, sink: Sink) -> None:
+        """Attach an open ``sink`` while running (from any thread); it gets every frame from the next one on.
+
+        The pipeline owns it from then on: ``remove_sink`` or ``stop`` closes it.
+        """
+        if self._stopped:
+            raise RuntimeError("the pipeline has stopped; close the sink yourself")
+        self.outputs.add(sink)
+
+    def remove_sink(self, sink: Sink, *, timeout: float = 2.0) -> None:
+        """Detach ``sink`` now (from any thread) and close it once the output thread is out of its ``write``.
+
+        The other outputs never wait for it. Waits up to ``timeout`` s for the close, then lets it finish in
+        the background; re-raises what the close raised. A sink not attached is left alone.
+        """
+        self.outputs.remove(sink, timeout=timeout)
+
+    def flush_outputs_now(self, timeout: float) -> None:
+        """Best effort before the process ends at once (a second Ctrl-C): close every output now, in
+        parallel, waiting up to ``timeout`` s. Nothing else is closed; the threads are left running."""
+        self.request_stop()
+        self.outputs.close_now(now_s() + timeout)
+
     def start(self) -> None:
         """Start the three threads."""
+        self._started = True
         for thread in self._threads:
             thread.start()
 
@@ -120,40 +162,62 @@ class Pipeline:
         return self.finished
 
     def stop(self) -> None:
-        """Stop the threads, close sinks, source and processor; re-raise a worker's exception."""
+        """Stop the threads, close sinks, source and processor; re-raise a worker's exception.
+
+        The threads get JOIN_S to end; the outputs then close in parallel, waited for until STOP_S (under
+        2 s) after the stop began, while the source and the processor close in the meantime (their close is
+        quick: a background face check ends within one detection). A part whose thread is still inside it
+        is closed by that thread when it comes out (logged).
+        """
         if self._stopped:
             return
         self._stopped = True
         self.request_stop()
-        # One deadline for all three joins (not JOIN_S each), so the whole stop stays within 2 s.
-        deadline = now_s() + JOIN_S
+        began = now_s()
+        self._serve_main_thread(lambda: self.finished, began + JOIN_S)
         for thread in self._threads:
-            thread.join(max(0.0, deadline - now_s()))
+            thread.join(max(0.0, began + JOIN_S - now_s()))
             if thread.is_alive():
                 log.warning("thread %s did not stop within %.1f s", thread.name, JOIN_S)
-        for closer in [*(s.close for s in self.sinks), self.source.close, self.processor.close]:
-            try:
-                closer()
-            except Exception as exc:  # every sink must get its chance to finalise
-                log.error("error while closing: %s", exc)
-                self.errors.append(exc)
+        self.outputs.close_all()  # first: the recordings finalise on their own threads while the rest closes
+        for release in (self._source_release, self._processor_release):
+            error = release.request(thread_started=self._started)
+            if error is not None:
+                self.errors.append(error)
+        self._serve_main_thread(lambda: not self.outputs.closing(), began + STOP_S)
+        self.errors.extend(self.outputs.wait_closed(began + STOP_S))
         if self.errors:
             raise self.errors[0]
 
+    def _serve_main_thread(self, done: Callable[[], bool], deadline: float) -> None:
+        """Where a sink's GUI calls must run on this (the main) thread, run them until ``done()`` or the
+        deadline: the preview window on macOS is drawn and destroyed here while the threads stop."""
+        if self.main_thread is None:
+            return
+        while not done() and (left := deadline - now_s()) > 0:
+            self.main_thread.run_pending(min(left, POLL_S))
+
     def run(self, on_tick: Callable[[Stats], None] | None = None) -> Stats:
-        """Start, call ``on_tick`` every stats interval until the run ends, then stop."""
+        """Start, call ``on_tick`` every stats interval until the run ends or a stop is requested, then stop.
+
+        A requested stop (Ctrl-C, a sink, no output left) goes to ``stop()`` at once rather than waiting for
+        the threads to finish by themselves: one of them may be stuck in a frame.
+        """
         self.start()
         try:
-            while not self.wait(self.config.stats_interval_s):
-                if on_tick is not None:
-                    on_tick(self.stats)
+            next_tick = now_s() + self.config.stats_interval_s
+            while not self.stop_event.is_set() and not self.wait(POLL_S):
+                if now_s() >= next_tick:
+                    next_tick += self.config.stats_interval_s
+                    if on_tick is not None:
+                        on_tick(self.stats)
         finally:
             self.stop()
         return self.stats
 
     # -- workers ---------------------------------------------------------------------
 
-    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+    def _guard(self, loop: Callable[[], None], release: Release | None) -> Callable[[], None]:
         def guarded() -> None:
             try:
                 loop()
@@ -161,6 +225,9 @@ class Pipeline:
                 log.debug("worker %s failed", threading.current_thread().name, exc_info=True)
                 self.errors.append(exc)
                 self.request_stop()
+            finally:
+                if release is not None:
+                    release.leave()
 
         return guarded
 
@@ -194,7 +261,8 @@ class Pipeline:
 
     def _inference_loop(self) -> None:
         try:
-            while (frame := self._get(self.ring_in, POLL_S)) is not False:
+            while True:
+                frame = self._get(self.ring_in, POLL_S)
                 if frame is None:
                     continue
                 failed = False
@@ -203,11 +271,13 @@ class Pipeline:
                         image = self.processor.process(frame)
                     except Exception as exc:
                         failed, image = True, frame.image
-                        self._frame_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
+                        self._processor_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
                 frame.image = image
                 self.stats.on_processed(frame, failed=failed)
                 if not self._put(self.ring_out, frame):
                     break
+        except RingClosed:
+            pass
         finally:
             self.ring_out.close()
 
@@ -217,8 +287,9 @@ class Pipeline:
         while True:
             # 1.2 intervals: frames arriving with ordinary jitter are not pre-empted by a re-send.
             timeout = 1.2 * self.output_interval_s if (resend and last is not None) else POLL_S
-            frame = self._get(self.ring_out, timeout)
-            if frame is False:
+            try:
+                frame = self._get(self.ring_out, timeout)
+            except RingClosed:
                 break
             if frame is None:
                 if self._showing_no_signal():
@@ -276,14 +347,11 @@ class Pipeline:
                 return False
         return False
 
-    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | Literal[False] | None:
-        """Next frame, None on timeout, False when the ring is done or the run is stopping."""
+    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | None:
+        """The next frame, or None on timeout; raises RingClosed when the ring is done or the run is stopping."""
         if self.stop_event.is_set():
-            return False
-        try:
-            return ring.get(timeout)
-        except RingClosed:
-            return False
+            raise RingClosed(ring.name)
+        return ring.get(timeout)
 
     def _hold_until(self, frame: Frame) -> bool:
         """Sleep until ``sync_delay_ms`` after capture; False if stopped meanwhile."""
@@ -295,26 +363,14 @@ class Pipeline:
 
     def _emit(self, frame: Frame, *, resent: bool) -> None:
         start = now_ns()
-        for index, sink in enumerate(self.sinks):
-            self._write(index, sink, frame)
+        if self.outputs.write_all(frame):
+            self.request_stop()
         if not resent:
             frame.stages["output"] = (start, now_ns())
             frame.t_output = now_ns()
         self.stats.on_output(frame, resent=resent)
 
-    def _write(self, index: int, sink: Sink, frame: Frame) -> None:
-        try:
-            sink.write(frame)
-            self._sink_failures[index] = 0
-        except StopRequested:
-            self.request_stop()
-        except Exception as exc:
-            self._sink_failures[index] += 1
-            self.stats.count("sink_errors")
-            if self._sink_failures[index] >= MAX_SINK_FAILURES:
-                raise
-            self._frame_log.warning(f"sink {sink.name}: {exc!r}")
-
     def summary(self) -> dict[str, Any]:
         """The run's stats as plain values."""
         return self.stats.summary()
+

@@ -35,11 +35,14 @@ def summarize_ms(values: Sequence[float] | np.ndarray) -> dict[str, float]:
 
 @dataclass
 class Stats:
-    """Collects what the pipeline threads report; safe to read while they run.
+    """Collects what the pipeline threads report.
 
-    Counters count every frame; the per-frame arrays (latencies, output times,
-    sequences, stage times) hold at most ``max_samples`` (None: no limit) — see
-    MAX_SAMPLES.
+    The methods take a lock and may be called from any thread while the workers
+    run (``status_line`` and ``summary`` give a consistent view). The fields
+    themselves are written by the workers: read them directly only once the run
+    has ended. Counters count every frame; the per-frame arrays (latencies,
+    output times, sequences, stage times) hold at most ``max_samples`` (None: no
+    limit) — see MAX_SAMPLES.
     """
 
     rings: dict[str, Ring[Any]] = field(default_factory=dict)
@@ -50,6 +53,7 @@ class Stats:
     processor_errors: int = 0
     sink_errors: int = 0
     source_errors: int = 0
+    failed_outputs: list[dict[str, str]] = field(default_factory=list)  # name, code, message of each removed
     # Compact arrays, not lists of Python floats: memory stays small over hours-long runs.
     latencies_ms: array[float] = field(default_factory=lambda: array("d"))
     output_times_ns: array[int] = field(default_factory=lambda: array("q"))
@@ -107,6 +111,11 @@ class Stats:
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
+    def on_output_failed(self, *, name: str, code: str, message: str) -> None:
+        """Called when an output was removed because its writes failed."""
+        with self._lock:
+            self.failed_outputs.append({"name": name, "code": code, "message": message})
+
     def drops(self) -> dict[str, int]:
         """Frames dropped by each ring so far."""
         return {name: ring.dropped for name, ring in self.rings.items()}
@@ -150,4 +159,5 @@ class Stats:
                 },
                 "latency_ms": summarize_ms(self.latencies_ms),
                 "stages_ms": stages,
+                "failed_outputs": [dict(entry) for entry in self.failed_outputs],
             }

@@ -22,9 +22,9 @@ import av
 from realtime.clock import now_s
 from realtime.config import PipelineConfig
 from realtime.errors import InputError, OutputError, UsageError
-from realtime.pipeline import Pipeline
 from realtime.processors import Processor
-from realtime.sinks.factory import SinkSpec, open_sink
+from realtime.session import open_pipeline, spec_opener
+from realtime.sinks.factory import SinkSpec
 from realtime.sinks.file import CONTAINERS
 from realtime.stats import Stats
 
@@ -126,20 +126,18 @@ def swap_video(processor: Processor, target: Path, output: Path, *,
                          remedy="use an output ending in .mp4, .mov or .mkv")
     if output.resolve() == target.resolve():
         raise UsageError("E01", f"--output {output} would overwrite the target", remedy="choose another output path")
-    source = VideoSource(str(target), loop=False, realtime=False, network=False)
     temporary = output.with_name(f".{output.stem}.video{output.suffix}")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        # Offline: the encoder runs on its own thread beside inference, and drops nothing.
-        sink = open_sink(SinkSpec("file", str(temporary)), width=source.width, height=source.height,
-                         fps=source.fps, live=False)
-    except BaseException:
-        source.close()
-        raise
-    config = PipelineConfig(stats_interval_s=PROGRESS_INTERVAL_S, sink_specs=(sink.name,))
-    pipeline = Pipeline(source=source, processor=processor, sinks=[sink], config=config)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    config = PipelineConfig(stats_interval_s=PROGRESS_INTERVAL_S, sink_specs=(f"file:{temporary}",))
+    # Offline: the encoder runs on its own thread beside inference, and drops nothing.
+    pipeline = open_pipeline(source=lambda: VideoSource(str(target), loop=False, realtime=False, network=False),
+                             sinks=[spec_opener(SinkSpec("file", str(temporary)))], processor=processor,
+                             config=config, owns_processor=False)
     try:
         stats = pipeline.run(on_tick=None if progress is None else (lambda s: progress(s.output)))
+        if stats.failed_outputs:
+            failed = stats.failed_outputs[0]
+            raise OutputError(failed["code"], f"{output}: writing the video failed part-way")
         mux_audio(temporary, target, output)
     finally:
         temporary.unlink(missing_ok=True)

@@ -85,7 +85,9 @@ def test_close_writes_out_the_queue_before_closing_the_sink() -> None:
     sink.close()  # idempotent
 
 
-def test_an_error_on_the_writer_thread_is_raised_by_the_next_write() -> None:
+def test_an_error_on_the_writer_thread_is_raised_by_every_later_write_and_by_close() -> None:
+    """Raised once and then forgotten, a full disk looked like a sink that had recovered, and the
+    pipeline never removed it."""
     inner = SlowSink(fail_on=1)
     sink = BackgroundSink(inner, capacity=4, blocking=True)
     sink.write(frame(0))
@@ -95,8 +97,32 @@ def test_an_error_on_the_writer_thread_is_raised_by_the_next_write() -> None:
         while time.perf_counter() < deadline:
             sink.write(frame(2))
             time.sleep(0.01)
-    sink.close()
-    assert 0 in inner.written and 1 not in inner.written
+    for seq in range(3, 6):
+        with pytest.raises(OSError, match="No space left"):
+            sink.write(frame(seq))
+    with pytest.raises(OSError, match="No space left"):
+        sink.close()
+    assert inner.written == [0] and inner.closed  # the writer stopped at the failure and closed the sink
+
+
+def test_close_is_bounded_when_the_encoder_is_stuck() -> None:
+    """The writer is stuck inside the wrapped sink: close returns within its timeout without closing the
+    sink under it; the writer closes it once its write returns, dropping the rest of the queue."""
+    inner = SlowSink()
+    inner.gate.clear()
+    sink = BackgroundSink(inner, capacity=4, blocking=False)
+    sink.write(frame(0))
+    assert inner.busy.wait(5)
+    sink.write(frame(1))
+    start = time.perf_counter()
+    sink.close(timeout=0.3)
+    assert time.perf_counter() - start < 1.0
+    assert not inner.closed  # still inside write: not closed under it
+    inner.gate.set()
+    deadline = time.perf_counter() + 5
+    while not inner.closed and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    assert inner.closed and inner.written == [0]
 
 
 def test_an_error_still_pending_at_close_is_raised_there() -> None:

@@ -32,8 +32,9 @@ from realtime.errors import SwapcamError, UsageError
 from realtime.frame import Frame
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
+from realtime.session import SinkOpener, open_pipeline, spec_opener
 from realtime.sinks.base import Sink
-from realtime.sinks.factory import open_sink, parse_sink
+from realtime.sinks.factory import parse_sink
 from realtime.sources.base import Source
 from realtime.sources.factory import open_source
 from realtime.stats import Stats, summarize_ms
@@ -221,24 +222,27 @@ class Bench:
         assert config_run.source_cfg is not None and config_run.pipeline_cfg is not None
         assert config_run.processor is not None
         config = replace(config_run.pipeline_cfg, duration_s=duration_s, max_frames=None)
-        raw = open_source(config_run.source_cfg)
         hooks = config_run.hooks
-        if hooks.wrap_source is not None:
-            raw = hooks.wrap_source(raw)
-        source = StampedSource(raw)
-        config_run.source_info = {"name": source.name, "width": source.width, "height": source.height,
-                                  "fps": source.fps}
+        opened: list[StampedSource] = []
+        source_cfg = config_run.source_cfg
+
+        def open_stamped() -> Source:
+            raw = open_source(source_cfg)
+            if hooks.wrap_source is not None:
+                raw = hooks.wrap_source(raw)
+            opened.append(StampedSource(raw))
+            return opened[0]
+
         probe = StampProbe()
-        try:
-            sinks = self._open_sinks(config, source, probe)
-        except BaseException:
-            source.close()
-            raise
         processor: Processor = KeptOpen(config_run.processor)
         if hooks.wrap_processor is not None:
             processor = hooks.wrap_processor(processor)
         stats = Stats(max_samples=None)  # a bench run is bounded in time; its rates need every frame
-        pipeline = Pipeline(source=source, processor=processor, sinks=sinks, config=config, stats=stats)
+        pipeline = open_pipeline(source=open_stamped, sinks=self._sink_openers(config, probe), processor=processor,
+                                 config=config, stats=stats, owns_processor=False)
+        source, raw = opened[0], opened[0].inner
+        config_run.source_info = {"name": source.name, "width": source.width, "height": source.height,
+                                  "fps": source.fps}
         reader = self._open_reader()
         sampler.prime()
         start = now_s()
@@ -255,7 +259,7 @@ class Bench:
         return RoundData(stats=stats, source=source, probe=probe, elapsed_s=elapsed,
                          read_back=reader.seen if reader is not None else None, faults=faults)
 
-    def _open_sinks(self, config: PipelineConfig, source: Source, probe: StampProbe) -> list[Sink]:
+    def _sink_openers(self, config: PipelineConfig, probe: StampProbe) -> list[SinkOpener]:
         """The user's --output sinks, then the probe, then the loopback virtual camera (if any)."""
         specs = [parse_sink(text) for text in config.sink_specs]
         loopback = None
@@ -263,20 +267,18 @@ class Bench:
             loopback = parse_sink(f"virtualcam:{self.loopback_device}")
             if loopback not in specs:
                 specs.append(loopback)
-        sinks: list[Sink] = []
-        try:
-            for spec in specs:
-                if spec == loopback:
-                    sinks.append(probe)  # the probe sees each frame just before the virtual camera does
-                sinks.append(open_sink(spec, width=source.width, height=source.height, fps=source.fps,
-                                       live=source.live))
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        if probe not in sinks:
-            sinks.append(probe)
-        return sinks
+
+        def the_probe(_source: Source) -> Sink:
+            return probe
+
+        openers: list[SinkOpener] = []
+        for spec in specs:
+            if spec == loopback:
+                openers.append(the_probe)  # the probe sees each frame just before the virtual camera does
+            openers.append(spec_opener(spec))
+        if the_probe not in openers:
+            openers.append(the_probe)
+        return openers
 
     def _open_reader(self) -> LoopbackReader | None:
         """Start reading the virtual camera back; on failure the loopback is skipped, not the run."""

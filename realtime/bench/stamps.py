@@ -16,6 +16,7 @@ import numpy as np
 
 from realtime.clock import now_ns
 from realtime.frame import Frame
+from realtime.sinks.base import Sink
 from realtime.sources.base import Source
 from realtime.stamp import CELL, COLS, ROWS, STAMP_HEIGHT, STAMP_WIDTH, draw_stamp, read_stamp
 
@@ -73,7 +74,7 @@ class StageSplits:
         return self.frames
 
 
-class StampedSource:
+class StampedSource(Source):
     """Wraps a source: stamps each frame with its own counter and records when it was read.
 
     Every source kind (synthetic, file, camera) is stamped the same way, so a
@@ -115,7 +116,7 @@ class StampedSource:
         self.inner.close()
 
 
-class StampProbe:
+class StampProbe(Sink):
     """A null sink that records, for every frame written to it, its stamp and when it arrived.
 
     To cost the output thread almost nothing (~2 µs, where decoding takes

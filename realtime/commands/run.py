@@ -1,9 +1,15 @@
-"""``swapcam run``: the live pipeline."""
+"""``swapcam run``: the live pipeline.
+
+Exit status: 0 when the run ended normally (source ended, --duration/--frames reached, one Ctrl-C or
+SIGTERM); 4 when an output failed and was removed during the run; 130 on a second Ctrl-C/SIGTERM, which
+quits at once after a best-effort flush of the recordings.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -21,14 +27,17 @@ from realtime.commands.options import (
 )
 from realtime.commands.processing import add_processing_options, build_processor
 from realtime.config import PipelineConfig, SourceConfig
+from realtime.errors import EXIT_RUNTIME
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
-from realtime.sinks.base import Sink
-from realtime.sinks.factory import open_sink, parse_sink
+from realtime.session import open_pipeline, sink_openers
 from realtime.sources.base import Source
 from realtime.sources.factory import open_source
 
 log = logging.getLogger("swapcam")
+
+EXIT_INTERRUPTED = 130
+FLUSH_S = 0.5  # a second Ctrl-C: how long the recordings get to finalise before the process ends
 
 
 def add_parser(sub: Any) -> None:
@@ -41,39 +50,24 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def open_sinks(config: PipelineConfig, *, width: int, height: int, fps: float, live: bool = True) -> list[Sink]:
-    """Open every sink; if one fails the ones already open are closed first."""
-    specs = [parse_sink(text) for text in config.sink_specs]
-    sinks: list[Sink] = []
-    try:
-        for spec in specs:
-            sinks.append(open_sink(spec, width=width, height=height, fps=fps, live=live))
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        raise
-    return sinks
-
-
 def build_pipeline(
     source_cfg: SourceConfig, config: PipelineConfig, processor: Processor, chaos: ChaosConfig | None = None
 ) -> Pipeline:
-    """Open the source and sinks and wire them with ``processor`` (and injected faults, if asked)."""
-    for text in config.sink_specs:
-        parse_sink(text)  # fail on a bad spec before opening a camera
-    source: Source = open_source(source_cfg)
-    if chaos is not None and chaos.source_fail_rate > 0:
-        source = ChaosSource(source, rate=chaos.source_fail_rate, seed=chaos.seed)
+    """Open the source and sinks and wire them with ``processor`` (and injected faults, if asked).
+
+    If anything fails to open, what was opened is closed again, ``processor`` included.
+    """
+    sinks = sink_openers(config.sink_specs)  # a bad spec fails here, before a camera opens
+
+    def source() -> Source:
+        opened: Source = open_source(source_cfg)
+        if chaos is not None and chaos.source_fail_rate > 0:
+            return ChaosSource(opened, rate=chaos.source_fail_rate, seed=chaos.seed)
+        return opened
+
     if chaos is not None and chaos.processor_fail_rate > 0:
         processor = ChaosProcessor(processor, rate=chaos.processor_fail_rate, seed=chaos.seed)
-    try:
-        sinks = open_sinks(config, width=source.width, height=source.height, fps=source.fps, live=source.live)
-    except BaseException:
-        source.close()
-        raise
-    log.info("source %s (%dx%d @ %g fps) → %s", source.name, source.width, source.height, source.fps,
-             ", ".join(s.name for s in sinks))
-    return Pipeline(source=source, processor=processor, sinks=sinks, config=config)
+    return open_pipeline(source=source, sinks=sinks, processor=processor, config=config)
 
 
 def stop_signals() -> tuple[signal.Signals, ...]:
@@ -84,10 +78,25 @@ def stop_signals() -> tuple[signal.Signals, ...]:
 
 @contextmanager
 def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
-    """SIGINT/SIGTERM (SIGBREAK on Windows) ask the pipeline to stop; it then closes every sink cleanly."""
+    """The first SIGINT/SIGTERM (SIGBREAK on Windows) asks the pipeline to stop (it then closes every sink
+    cleanly, within 2 s); a second one gives the recordings FLUSH_S to finalise and ends the process at once
+    with status 130."""
+    received = 0
+
     def handler(signum: int, _frame: object) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        pipeline.request_stop()
+        nonlocal received
+        received += 1
+        name = signal.Signals(signum).name
+        if received == 1:
+            log.info("%s: stopping (send it again to quit at once)", name)
+            pipeline.request_stop()
+            return
+        if received == 2:
+            log.warning("%s again: quitting now", name)
+            pipeline.flush_outputs_now(FLUSH_S)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
 
     previous = {sig: signal.signal(sig, handler) for sig in stop_signals()}
     try:
@@ -109,6 +118,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for name, stage in summary["stages_ms"].items():
         lines.append(f"  stage {name:<10} p50 {stage['p50']:7.2f}  p95 {stage['p95']:7.2f} ms")
+    for failed in summary.get("failed_outputs", []):
+        lines.append(f"output failed and removed: {failed['name']} ({failed['code']})")
     return "\n".join(lines)
 
 
@@ -129,4 +140,4 @@ def handle(args: argparse.Namespace) -> int:
             if args.stats_json:
                 write_json(args.stats_json, summary)
     print(format_summary(summary), file=sys.stdout)
-    return 0
+    return EXIT_RUNTIME if summary["failed_outputs"] else 0

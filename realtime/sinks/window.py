@@ -11,7 +11,7 @@ import cv2
 from realtime.errors import OutputError
 from realtime.frame import Frame
 from realtime.mainthread import MainThreadDispatcher, needs_main_thread
-from realtime.sinks.base import StopRequested
+from realtime.sinks.base import Sink, StopRequested
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # 27: Esc
 
@@ -40,13 +40,15 @@ def check_display() -> None:
                                  "(file:PATH, udp://127.0.0.1:5000, virtualcam)")
 
 
-class WindowSink:
+class WindowSink(Sink):
     """Shows frames in a window titled ``title``.
 
     The window is created by the first ``write`` so that every HighGUI call
     happens on one thread: the output thread (GTK and Qt want one GUI thread),
     or on macOS the main thread through ``main_thread`` (Cocoa allows windows
-    nowhere else; the pipeline's main loop runs the calls).
+    nowhere else; the pipeline's main loop runs the calls). ``close`` runs on
+    the thread that finalises the outputs, once the output thread has left
+    this sink, and only destroys the window (on macOS, through the main thread).
     """
 
     def __init__(self, title: str = "swapcam", *, main_thread: MainThreadDispatcher | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import TracebackType
 from typing import Protocol
 
 import numpy as np
@@ -23,7 +24,11 @@ class SignalLost(Exception):
 
 
 class Source(Protocol):
-    """Produces BGR uint8 frames. ``read`` blocks until the next frame is due."""
+    """Produces BGR uint8 frames. ``read`` blocks until the next frame is due.
+
+    A source is a context manager: ``with`` closes it. Sources in this package
+    inherit ``__enter__``/``__exit__`` from this class.
+    """
 
     name: str
     width: int
@@ -34,6 +39,13 @@ class Source(Protocol):
     def read(self) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
 
 class Reconnectable(Protocol):

@@ -13,7 +13,7 @@ import numpy as np
 
 from realtime.clock import now_s
 from realtime.errors import InputError
-from realtime.sources.base import SignalLost
+from realtime.sources.base import SignalLost, Source
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def grab_newest(capture: Any, *, interval_s: float, max_skip: int = 4) -> bool:
     return True
 
 
-class CameraSource:
+class CameraSource(Source):
     """Frames from a webcam at the mode the driver grants.
 
     Requests ``width``×``height`` at ``fps`` in MJPG (USB cameras give full
@@ -105,6 +105,7 @@ class CameraSource:
         self.width, self.height, self.fps = width, height, fps
         self.fourcc = ""
         self._lock = threading.Lock()
+        self._close_after_read = False
         self._capture: cv2.VideoCapture | None = None
         self._first: np.ndarray | None = None
         self.api = ""
@@ -143,6 +144,8 @@ class CameraSource:
                 first, self._first = self._first, None
                 return first
             image = self._grab()
+            if self._close_after_read:
+                self._release()
         if image is None:
             raise SignalLost(f"camera {self.location} stopped delivering frames")
         return image
@@ -167,9 +170,15 @@ class CameraSource:
             self._open()
 
     def close(self) -> None:
-        """Release the camera (waits for a read in progress)."""
-        with self._lock:
+        """Release the camera now, or, when a read is in progress, as soon as it returns (never waits)."""
+        if not self._lock.acquire(blocking=False):
+            self._close_after_read = True
+            if not self._lock.acquire(blocking=False):  # again: the read may have ended before the flag was up
+                return
+        try:
             self._release()
+        finally:
+            self._lock.release()
 
     def _release(self) -> None:
         if self._capture is not None:

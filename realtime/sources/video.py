@@ -14,7 +14,7 @@ import numpy as np
 
 from realtime.clock import now_s
 from realtime.errors import InputError
-from realtime.sources.base import EndOfStream, SignalLost
+from realtime.sources.base import EndOfStream, SignalLost, Source
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or exc)
 
 
-class VideoSource:
+class VideoSource(Source):
     """Frames of a video file or a network stream, as BGR uint8.
 
     ``realtime`` (files): frames come out at the pace of their timestamps and

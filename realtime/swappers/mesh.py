@@ -333,9 +333,5 @@ def _stage(frame: Frame | None, name: str) -> Iterator[None]:
     if frame is None:
         yield
         return
-    previous = frame.stages.get(name)
     with frame.stage(name):
         yield
-    if previous is not None:
-        start, end = frame.stages[name]
-        frame.stages[name] = (previous[0], previous[0] + (previous[1] - previous[0]) + (end - start))
