@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from realtime.container import container_kind, usable_cpus
 from realtime.engines.probe import (
     CUDA_PROVIDER,
     Availability,
@@ -82,9 +83,17 @@ def run_checks() -> list[Check]:
     checks = [check_python()]
     for group in (check_onnxruntime(available), check_cuda(available), check_gpu(available),
                   check_tensorrt(available), check_models(), check_engines(available),
-                  check_virtual_camera(), check_shm(), check_threads()):
+                  check_virtual_camera(), *environment_checks()):
         checks.extend(group)
     return checks
+
+
+def environment_checks() -> list[list[Check]]:
+    """Inside a container: its own checks (shm, devices, GPU, threads, each with its fix); else shm and threads."""
+    from realtime.commands.doctor_container import run_container_checks
+
+    inside = run_container_checks(libcuda=cuda_driver_version())
+    return [inside] if inside else [check_shm(), check_threads()]
 
 
 # ------------------------------------------------------------------ Python, ONNX Runtime
@@ -302,13 +311,7 @@ def check_virtual_camera() -> list[Check]:
 
 def in_container() -> bool:
     """Whether this process runs inside a Docker/Podman/Kubernetes container."""
-    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
-        return True
-    try:
-        cgroup = Path("/proc/1/cgroup").read_text()
-    except OSError:
-        return False
-    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "libpod"))
+    return container_kind() is not None
 
 
 def shm_check(size_mib: int, *, container: bool) -> Check:
@@ -333,17 +336,17 @@ def check_shm() -> list[Check]:
 
 def threads_check(omp: str | None, logical: int) -> Check:
     """The verdict on OMP_NUM_THREADS for ``logical`` CPUs."""
-    base = f"{logical} logical CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
+    base = f"{logical} usable CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
     if omp is None:
         return Check("pass", "threads", f"OMP_NUM_THREADS unset; {base}")
     if not omp.isdigit() or int(omp) < 1:
         return Check("warn", "threads", f"OMP_NUM_THREADS={omp!r} is not a positive number; {base}")
     if int(omp) > logical:
-        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} logical CPUs "
+        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} usable CPUs "
                      "(oversubscription slows every frame)")
     return Check("pass", "threads", f"OMP_NUM_THREADS={omp}; {base}")
 
 
 def check_threads() -> list[Check]:
-    """OMP_NUM_THREADS against the CPU count."""
-    return [threads_check(os.environ.get("OMP_NUM_THREADS"), os.cpu_count() or 1)]
+    """OMP_NUM_THREADS against the CPUs this process may use (affinity and cgroup quota)."""
+    return [threads_check(os.environ.get("OMP_NUM_THREADS"), usable_cpus())]
