@@ -12,6 +12,7 @@ import io
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,11 @@ def test_doctor_reads_the_containers_cpu_quota(docker: Docker, cpu_image: str) -
     assert "cgroup CPU quota 1;" in checks["container"] and "1 usable CPU(s)" in checks["container"]
     assert checks["/dev/shm"].startswith("PASS")
     assert checks["threads"].startswith("WARN") and "docker run `-e OMP_NUM_THREADS=1`" in checks["threads"]
+    # Without OMP_NUM_THREADS, swapcam's own defaults follow the quota (the CLI sets them before any check runs).
+    done = docker.run("run", "--rm", "--network", "none", "--cpus", "1", cpu_image, "doctor", timeout=RUN_TIMEOUT_S,
+                      check=False)
+    threads = report(done)["threads"]
+    assert threads.startswith("PASS") and "OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1" in threads
 
 
 def writable_folder(tmp_path: Path, *photos: str) -> Path:
@@ -107,7 +113,7 @@ def test_photo_swap_in_the_container_equals_the_host(docker: Docker, cpu_image: 
     docker.run("run", "--rm", "--network", "none", "-v", f"{folder}:/data", cpu_image, "swap", "--face",
                "/data/gauss.png", "--target", "/data/newton.png", "--output", "/data/in_container.png",
                timeout=RUN_TIMEOUT_S)
-    host = subprocess.run([str(ROOT / ".venv" / "bin" / "swapcam"), "swap", "--face", str(folder / "gauss.png"),
+    host = subprocess.run([str(Path(sys.executable).with_name("swapcam")), "swap", "--face", str(folder / "gauss.png"),
                            "--target", str(folder / "newton.png"), "--output", str(folder / "on_host.png")],
                           capture_output=True, timeout=RUN_TIMEOUT_S, check=False)
     assert host.returncode == 0, host.stderr.decode()
