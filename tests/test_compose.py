@@ -70,4 +70,6 @@ def test_build_context_is_only_what_the_images_install() -> None:
         for line in (DOCKER / name).read_text().splitlines():
             if line.startswith("COPY ") and "--from=" not in line:
                 sources = line.split()[1:-1]
-                assert all(source in copied for source in sources), line
+                # a folder is copied with only the files named under it (models/: never fetched binaries)
+                assert all(source in copied or any(c.startswith(f"{source}/") for c in copied)
+                           for source in sources), line
