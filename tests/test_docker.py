@@ -181,10 +181,20 @@ def test_gpu_image_builds_up_to_the_nvidia_packages(docker: Docker) -> None:
         pytest.skip(str(exc))
     docker.build("-f", str(ROOT / "docker" / "Dockerfile.gpu"), "--target", "app", "--build-arg",
                  f"BASE={BASE_IMAGE}", "-t", GPU_STAGE_IMAGE, str(ROOT))
+    # The final stage's entrypoint and environment, by hand (the app stage has neither).
+    entrypoint = ["--entrypoint", "/opt/swapcam/gpu-entrypoint.sh", "-e", "PATH=/opt/swapcam/venv/bin:/usr/bin:/bin",
+                  "-e", "SWAPCAM_MODELS=/models", "-e", "SWAPCAM_ENGINES=/tmp/engines"]
     done = docker.run("run", "--rm", "--network", "none", "-e", "CUDA_VERSION=12.6.3", "-e",
-                      "NVIDIA_VISIBLE_DEVICES=all", "--entrypoint", "/opt/swapcam/venv/bin/swapcam",
-                      GPU_STAGE_IMAGE, "doctor", timeout=RUN_TIMEOUT_S, check=False)
+                      "NVIDIA_VISIBLE_DEVICES=all", *entrypoint, GPU_STAGE_IMAGE, "doctor", timeout=RUN_TIMEOUT_S,
+                      check=False)
     checks = report(done)
     assert done.returncode == 1
     assert checks["container gpu"].startswith("FAIL") and "docker run `--gpus all`" in checks["container gpu"]
     assert checks["onnxruntime"].startswith("FAIL")  # the gpu-packages stage brings onnxruntime-gpu
+    assert checks["model scrfd"].startswith("PASS")
+    # First start of a command that runs the models: the engine build is tried, fails without TensorRT, and
+    # the command still runs.
+    done = docker.run("run", "--rm", "--network", "none", *entrypoint, GPU_STAGE_IMAGE, "swap", "--help",
+                      timeout=RUN_TIMEOUT_S, check=False)
+    assert done.returncode == 0 and done.stdout.decode().startswith("usage: swapcam swap")
+    assert "TensorRT engines not built" in done.stderr.decode()
