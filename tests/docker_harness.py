@@ -51,7 +51,7 @@ def missing_requirement() -> str | None:
         return "the docker tests start their own dockerd and need root"
     for tool in ("dockerd", "docker", "debootstrap"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (make setup installs docker.io and debootstrap when run as root)"
+            return f"{tool} is not installed (`make docker-deps`, part of `make test`, installs it as root)"
     return None
 
 
