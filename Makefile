@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export SWAPCAM_MODELS  ?= $(CURDIR)/models
 export SWAPCAM_ENGINES ?= $(CURDIR)/engines
 
-.PHONY: demo test setup models lint bench clean
+.PHONY: demo test setup models lint bench clean docker-deps
 
 setup: $(STAMP)
 
@@ -37,7 +37,20 @@ demo: models $(DEMO_CLIP)
 $(DEMO_CLIP): tools/render_demo_clip.py | models
 	$(BIN)/python tools/render_demo_clip.py --output $@
 
-test: models
+# The container tests (tests/test_docker.py) start their own dockerd and build a debootstrapped base:
+# as root on Debian/Ubuntu, install what they need; elsewhere they skip and say why.
+DOCKER_TOOLS := dockerd debootstrap docker-compose
+docker-deps:
+	@missing=; for tool in $(DOCKER_TOOLS); do command -v $$tool > /dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get > /dev/null; then \
+		echo "docker-deps: missing$$missing, not root or no apt-get: the docker tests will be skipped"; \
+	else \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io debootstrap docker-compose; } \
+			|| echo "docker-deps: apt-get failed: the docker tests will be skipped (and say why)"; \
+	fi
+
+test: models docker-deps
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check realtime tools tests
 	$(BIN)/mypy

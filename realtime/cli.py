@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn
 
 from realtime import __version__
 from realtime.commands import bench, devices, doctor, models, run, swap
 from realtime.console import break_interrupts, never_fail_on_encoding
+from realtime.container import apply_thread_defaults
 from realtime.errors import EXIT_RUNTIME, EXIT_USAGE, SwapcamError, UsageError
 
 COMMANDS = (run, swap, bench, models, devices, doctor)
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
+    apply_thread_defaults(os.environ)  # inside a container with --cpus, thread pools follow the quota
     debug = args.log_level == "debug"
     try:
         status = args.handler(args)

