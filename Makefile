@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup models lint bench clean
+.PHONY: demo test setup models lint bench clean browser
 
 setup: $(STAMP)
 
@@ -31,7 +31,13 @@ demo: models $(DEMO_CLIP)
 $(DEMO_CLIP): tools/render_demo_clip.py | models
 	$(BIN)/python tools/render_demo_clip.py --output $@
 
-test: models
+# The panel's browser tests drive Debian's chromium (never a downloaded browser): installed here when root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get update -q && apt-get install -y -q chromium; } || \
+		echo "chromium not installed: the panel's browser tests will be skipped"; }
+
+test: models browser
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check realtime tools tests
 	$(BIN)/mypy

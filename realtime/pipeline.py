@@ -87,6 +87,8 @@ class Pipeline:
         self._lost_since = 0.0  # monotonic time the current loss began
         self._backoff_s = BACKOFF_S[0]
         self._no_signal: Frame | None = None
+        self._sinks_lock = threading.Lock()  # add_sink/remove_sink (h11 stand-in, see below)
+        self._emit_lock = threading.Lock()  # held by the output thread while it writes to the sinks
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -289,8 +291,9 @@ class Pipeline:
 
     def _emit(self, frame: Frame, *, resent: bool) -> None:
         start = time.monotonic_ns()
-        for index, sink in enumerate(self.sinks):
-            self._write(index, sink, frame)
+        with self._emit_lock:
+            for index, sink in enumerate(self.sinks):
+                self._write(index, sink, frame)
         if not resent:
             frame.stages["output"] = (start, time.monotonic_ns())
             frame.t_output = time.monotonic_ns()
@@ -308,6 +311,27 @@ class Pipeline:
             if self._sink_failures[index] >= MAX_SINK_FAILURES:
                 raise
             self._frame_log.warning(f"sink {sink.name}: {exc!r}")
+
+    # -- outputs added and removed at run time (h11's minimal stand-in for issue 12's implementation) ----
+
+    def add_sink(self, sink: Sink) -> None:
+        """Start writing frames to ``sink`` too (thread-safe; from the next frame on)."""
+        with self._sinks_lock:
+            # Copy on write: the output thread iterates a list nobody changes under it.
+            self._sink_failures = {**self._sink_failures, len(self.sinks): 0}
+            self.sinks = [*self.sinks, sink]
+
+    def remove_sink(self, sink: Sink, *, timeout: float = 2.0) -> None:
+        """Stop writing to ``sink`` and close it, once the output thread is out of it (thread-safe)."""
+        with self._sinks_lock:
+            kept = [s for s in self.sinks if s is not sink]
+            if len(kept) == len(self.sinks):
+                return
+            self._sink_failures = dict.fromkeys(range(len(kept)), 0)
+            self.sinks = kept
+        if self._emit_lock.acquire(timeout=timeout):
+            self._emit_lock.release()
+        sink.close()
 
     def summary(self) -> dict[str, Any]:
         """The run's stats as plain values."""

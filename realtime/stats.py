@@ -131,6 +131,22 @@ class Stats:
             f"p95 {lat['p95']:6.1f} ms | dropped {drops} | errors {errors}"
         )
 
+    def recent(self, window_s: float = 1.0) -> dict[str, Any]:
+        """The last ``window_s`` seconds: fps in/out, latency percentiles, median stage times; plus the
+        drop and error totals (the control panel's live figures)."""
+        now = time.monotonic_ns()
+        with self._lock:
+            fps_in = self._rate(self._recent_in, now, window_s)
+            fps_out = self._rate(self._recent_out, now, window_s)
+            count = max(1, round(fps_out * window_s / self.sample_every)) if fps_out else 0
+            latency = summarize_ms(self.latencies_ms[-count:] if count else [])
+            stages = {name: float(np.median(values[-count:])) for name, values in self.stage_ms.items()
+                      if count and len(values)}
+            errors = {"processor": self.processor_errors, "sink": self.sink_errors, "source": self.source_errors}
+            frames = {"captured": self.captured, "output": self.output, "resent": self.resent}
+        return {"fps": {"in": fps_in, "out": fps_out}, "latency_ms": latency, "stages_ms": stages,
+                "drops": self.drops(), "errors": errors, "frames": frames}
+
     def summary(self) -> dict[str, Any]:
         """Everything measured so far, as plain JSON-able values."""
         with self._lock:

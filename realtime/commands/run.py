@@ -21,6 +21,8 @@ from realtime.commands.options import (
 )
 from realtime.commands.processing import add_processing_options, build_processor
 from realtime.config import PipelineConfig, SourceConfig
+from realtime.control.config_file import add_config_option
+from realtime.control.session import LiveSession, add_panel_options, steerable
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
 from realtime.sinks.base import Sink
@@ -38,7 +40,11 @@ def add_parser(sub: Any) -> None:
     add_source_options(parser)
     add_pipeline_options(parser)
     add_processing_options(parser)
-    parser.set_defaults(handler=handle)
+    add_panel_options(parser)
+    add_config_option(parser)
+    # The defaults as built, before a --config file changes them: options left at these take saved live settings.
+    parser.set_defaults(handler=handle, config_parser=parser,
+                        plain_defaults={a.dest: a.default for a in parser._actions})
 
 
 def open_sinks(config: PipelineConfig, *, width: int, height: int, fps: float, live: bool = True) -> list[Sink]:
@@ -111,13 +117,18 @@ def handle(args: argparse.Namespace) -> int:
     source_cfg = source_config(args)
     config = pipeline_config(args)
     chaos = parse_chaos(args.chaos)
-    processor = build_processor(args)
+    session = LiveSession.create(args, args.plain_defaults) if steerable(args) else None
+    processor = session.processor if session is not None else build_processor(args)
     pipeline = build_pipeline(source_cfg, config, processor, chaos)
-    printer = StatusPrinter()
+    printer = StatusPrinter(extra=None if session is None else session.status_suffix)
     with stop_on_signals(pipeline):
         try:
+            if session is not None:
+                session.attach(pipeline)
             pipeline.run(on_tick=printer)
         finally:
+            if session is not None:
+                session.close()
             printer.finish()
             summary = pipeline.summary()
             if args.stats_json:
