@@ -124,7 +124,7 @@ function renderStatus(s) {
   $("stages").replaceChildren(...stages.map(([k, v], i) => {
     const d = document.createElement("div");
     d.style.width = `${(100 * v) / total}%`; d.style.background = STAGE_COLOURS[i % STAGE_COLOURS.length];
-    d.textContent = `${k} ${v.toFixed(1)}`; d.title = `${k}: ${v.toFixed(2)} ms (median)`; return d;
+    d.textContent = `${k} ${v.toFixed(1)}`; d.title = `${k}: ${v.toFixed(2)} ms per frame (last second)`; return d;
   }));
   const known = new Set([...$("messages").children].map((li) => li.textContent));
   for (const line of s.messages) if (!known.has(line)) showMessage(line);
