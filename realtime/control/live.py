@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Options that need a new prepared swapper when they change (the rest apply per frame).
 _SWAPPER_KEYS = ("face", "face_index", "keep_mouth", "keep_eyes", "feather", "color_match", "swapper",
                  "enhancer", "enhancer_blend")
+PREPARED_KEPT = 8  # prepared swappers kept for switching back
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class LiveController:
         self._sources: dict[tuple[str, int | None], tuple[np.ndarray, Face]] = {}
         self._models: dict[str, Any] = {}
         self._models_lock = threading.Lock()
+        self._prepared: dict[tuple[Any, ...], Swapper] = {}  # oldest first
         if options.face is not None:
             self.change({"face": options.face})
 
@@ -94,6 +96,8 @@ class LiveController:
         self.gallery.remove(face_id)
         for key in [k for k in self._sources if k[0] == face_id]:
             self._sources.pop(key, None)
+        for key in [k for k in self._prepared if k[0] == face_id]:
+            self._prepared.pop(key, None)
 
     def pick(self, number: int) -> LiveOptions:
         """Make the gallery's ``number``-th face (1-based, oldest first) live (the hotkeys 1–9)."""
@@ -115,17 +119,27 @@ class LiveController:
         if options.face is None:
             return LiveState(options=options, swapper=None, version=old.version + 1)
         face = self.gallery.get(options.face)
-        key = (face.id, options.face_index)
-        source = self._sources.get(key) or self._analyse(self.gallery.path(face), options.face_index)
-        self._sources[key] = source
-        swapper = self._build_swapper(options)
-        swapper.prepare(*source)
+        prepared_key = tuple(getattr(options, key) for key in _SWAPPER_KEYS)
+        swapper = self._prepared.pop(prepared_key, None)
+        if swapper is None:
+            key = (face.id, options.face_index)
+            source = self._sources.get(key) or self._analyse(self.gallery.path(face), options.face_index)
+            self._sources[key] = source
+            swapper = self._build_swapper(options)
+            swapper.prepare(*source)
+        # Switching back to a recent face (or option set) takes its prepared swapper as it was.
+        self._prepared[prepared_key] = swapper
+        while len(self._prepared) > PREPARED_KEPT:
+            self._prepared.pop(next(iter(self._prepared)))
         log.info("live face: %s (%s), %s swapper", face.id, face.name, swapper.name)
         return LiveState(options=options, swapper=swapper, version=old.version + 1)
 
     def _analyse(self, path: Path, face_index: int | None) -> tuple[np.ndarray, Face]:
         image = load_image(path)
-        return image, choose_face(self.analyzer.analyze_still(image), path=path, face_index=face_index)
+        # Landmarks only for the faces up to the one chosen: a group photo would otherwise cost a mesh
+        # run per person (seconds on a busy CPU) before the switch lands.
+        faces = self.analyzer.analyze_still(image, max_faces=(face_index or 0) + 1)
+        return image, choose_face(faces, path=path, face_index=face_index)
 
     def _build_swapper(self, options: LiveOptions) -> Swapper:
         swapper: Swapper

@@ -44,7 +44,7 @@ DEFAULT_PORT = 8750
 COOKIE = "swapcam_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MULTIPART_SLACK = 64 * 1024  # multipart headers around a photo of the maximum size
-PREVIEW_FPS = 25.0
+PREVIEW_FPS = 15.0  # the page's default; ?fps= asks for up to 30
 PREVIEW_WIDTH = 640
 EVENTS_PER_S = 4.0
 STATIC_FILES = {"panel.css": "text/css", "panel.js": "text/javascript", "index.html": "text/html"}
@@ -291,7 +291,11 @@ def build_app(ctx: PanelContext, *, token: str, hosts: frozenset[str] | None) ->
             width = min(1920, max(64, int(request.query_params.get("width", PREVIEW_WIDTH))))
         except ValueError:
             width = PREVIEW_WIDTH
-        return StreamingResponse(_mjpeg(ctx, which, width), media_type="multipart/x-mixed-replace; boundary=frame",
+        try:
+            fps = min(30.0, max(1.0, float(request.query_params.get("fps", PREVIEW_FPS))))
+        except ValueError:
+            fps = PREVIEW_FPS
+        return StreamingResponse(_mjpeg(ctx, which, width, fps), media_type="multipart/x-mixed-replace; boundary=frame",
                                  headers={"Cache-Control": "no-store"})
 
     async def events(request: Request) -> Response:
@@ -372,22 +376,26 @@ async def _call(ctx: PanelContext, work: Callable[[], Any]) -> JSONResponse:
     return JSONResponse(result)
 
 
-async def _mjpeg(ctx: PanelContext, which: str, width: int) -> AsyncIterator[bytes]:
+async def _mjpeg(ctx: PanelContext, which: str, width: int, fps: float) -> AsyncIterator[bytes]:
     slot = ctx.preview
     wants_input = which == "input"
     if wants_input:
         slot.input_watchers += 1
     last: object = None
+    due = time.monotonic()
     try:
         while not ctx.stopping.is_set():
-            started = time.monotonic()
             image = slot.input if wants_input else (slot.output.image if slot.output is not None else None)
-            if image is not None and image is not last:
-                last = image
-                jpeg = await run_in_threadpool(encode_jpeg, image, width)
-                yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
-                       + b"\r\n\r\n" + jpeg + b"\r\n")
-            await asyncio.sleep(max(0.005, 1.0 / PREVIEW_FPS - (time.monotonic() - started)))
+            if image is None or image is last:
+                await asyncio.sleep(0.005)  # no new frame yet: look again soon, not a whole interval later
+                continue
+            last = image
+            due += 1.0 / fps
+            jpeg = await run_in_threadpool(encode_jpeg, image, width)
+            yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
+                   + b"\r\n\r\n" + jpeg + b"\r\n")
+            due = max(due, time.monotonic() - 1.0 / fps)  # after a stall, do not burst to catch up
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
     finally:
         if wants_input:
             slot.input_watchers -= 1
