@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import subprocess
 import sys
@@ -103,3 +104,14 @@ def test_without_a_tty_the_keys_do_nothing(env: dict[str, str], models_root: Pat
     assert done.returncode == 0
     assert time.monotonic() - started >= 2.0  # q did not quit: it ran its whole duration
     assert b"swap on" not in done.stderr  # no live control without a terminal
+
+
+def test_run_panel_prints_its_url_and_warns_off_loopback(env: dict[str, str]) -> None:
+    argv = [SWAPCAM, "run", "--synthetic", "--size", "160x120", "--panel", "--panel-port", "0",
+            "--panel-host", "127.0.0.2", "--duration", "2"]
+    done = subprocess.run(argv, capture_output=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("panel: ")]
+    assert len(lines) == 1
+    assert re.fullmatch(r"panel: http://127\.0\.0\.2:\d+/\?token=[\w-]{20,}", lines[0])
+    assert b"panel: listening on 127.0.0.2" in done.stderr

@@ -113,6 +113,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def test_the_panel_defaults_to_loopback_port_8750_and_a_random_token() -> None:
+    args = parse(["run", "--panel"])
+    assert args.panel_host == "127.0.0.1" and args.panel_port == 8750 and args.panel_token is None
+
+
 def test_config_file_gives_run_options_and_flags_win(tmp_path: Path) -> None:
     config = tmp_path / "swapcam.toml"
     config.write_text('face = ["me.jpg"]\nmax-faces = 2\nkeep_mouth = false\noutput = ["null", "file:o.mp4"]\n'

@@ -131,8 +131,10 @@ def test_the_live_face_cannot_be_deleted(panel: Harness) -> None:
 
 def test_a_photo_without_a_face_gets_e05(panel: Harness) -> None:
     blank = np.full((200, 200, 3), 128, np.uint8)
-    status, body, _ = panel.request("POST", "/api/faces", png_bytes(blank), {"Content-Type": "image/png"})
+    body, kind = multipart("file", "blank.png", png_bytes(blank))
+    status, body, _ = panel.request("POST", "/api/faces", body, {"Content-Type": kind})
     assert status == 400 and body["code"] == "E05"
+    assert "blank.png" in body["error"] and ".tmp" not in body["error"]
     assert not list((panel.folder / "faces").glob("*.tmp"))
 
 
@@ -172,6 +174,25 @@ def test_preview_streams_jpeg_frames(panel: Harness) -> None:
     jpeg = data[start:data.index(b"\xff\xd9", start) + 2]
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[1] == panel.source.width  # narrower than 640: sent as is
+
+
+def test_the_input_preview_is_copied_only_while_watched(panel: Harness) -> None:
+    assert panel.processor.preview is not None and panel.processor.preview.input_watchers == 0
+    conn = http.client.HTTPConnection("127.0.0.1", panel.port, timeout=10)
+    conn.request("GET", "/api/preview.mjpg?which=input&width=240", headers={"Authorization": f"Bearer {TOKEN}"})
+    response = conn.getresponse()
+    data = b""
+    while data.count(b"\xff\xd9") < 2:
+        data += response.read1(65536)
+    assert panel.processor.preview.input_watchers == 1
+    conn.close()
+    start = data.index(b"\xff\xd8")
+    image = cv2.imdecode(np.frombuffer(data[start:data.index(b"\xff\xd9", start) + 2], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[1] == 240
+    deadline = time.monotonic() + 5
+    while panel.processor.preview.input_watchers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert panel.processor.preview.input_watchers == 0
 
 
 def test_events_push_status_several_times_a_second(panel: Harness) -> None:

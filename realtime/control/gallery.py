@@ -111,7 +111,11 @@ class FaceGallery:
         tmp = self.folder / f"upload-{uuid.uuid4().hex}.tmp"
         try:
             tmp.write_bytes(data)
-            check(tmp)
+            try:
+                check(tmp)
+            except InputError as exc:  # name the photo as the user knows it, not by our temporary file
+                raise InputError(exc.code, exc.detail.replace(str(tmp), display_name(name)),
+                                 remedy=exc.remedy) from exc
             face = GalleryFace(id=face_id, name=display_name(name), file=f"{face_id}.img", added=time.time())
             tmp.replace(self.folder / face.file)
         except OSError as exc:
