@@ -61,6 +61,26 @@ def samples(stats: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 np.array(stats.sequences, dtype=np.int64))
 
 
+def cpu_seconds(browser: bool) -> float:
+    """CPU time so far (user + system) of this process (pipeline + panel server), or of the chromium
+    processes it started (through Playwright's driver, which is not counted)."""
+    import psutil
+
+    me = psutil.Process()
+    if not browser:
+        times = me.cpu_times()
+        return float(times.user + times.system)
+    total = 0.0
+    for child in me.children(recursive=True):
+        try:
+            if "chrom" in child.name():
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def total_drops(stats: Any) -> int:
     return int(sum(stats.drops().values()))
 
@@ -157,10 +177,14 @@ def main() -> int:
                     watcher.open() if condition == "watching" else watcher.close_page()
                 time.sleep(1.0)
                 drops = total_drops(pipeline.stats)
+                own, browser = cpu_seconds(False), cpu_seconds(True)
                 start = time.monotonic_ns()
                 time.sleep(args.seconds)
                 row = window(pipeline.stats, start, time.monotonic_ns(), 1e9 / args.fps)
                 row["drops"] = total_drops(pipeline.stats) - drops
+                wall = (time.monotonic_ns() - start) / 1e9
+                row["cpu_own"] = (cpu_seconds(False) - own) / wall
+                row["cpu_browser"] = (cpu_seconds(True) - browser) / wall
                 rows[condition].append(row)
         if watcher is not None:
             watcher.close_page()
@@ -194,16 +218,21 @@ def main() -> int:
 
     who = "one headless chromium on the same machine" if watcher is not None else "nobody (no chromium)"
     print(f"live face swap {width}x{height}@{args.fps:g}, mesh swapper, CPU; watching = {who}")
-    print(f"{'condition':<10} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8}")
+    print(f"{'condition':<10} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8} "
+          f"{'cpu swapcam':>12} {'cpu browser':>12}")
     for condition, results in rows.items():
         for index, row in enumerate(results):
             print(f"{condition:<10} {index + 1:>5} {row['frames']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f} "
-                  f"{row['drops']:>6} {row['gap']:>8.2f}")
+                  f"{row['drops']:>6} {row['gap']:>8.2f} {row['cpu_own']:>12.2f} {row['cpu_browser']:>12.2f}")
     med = {c: (statistics.median(r["p95"] for r in rs), statistics.median(r["drops"] for r in rs))
            for c, rs in rows.items()}
     print(f"median p95: closed {med['closed'][0]:.1f} ms, watching {med['watching'][0]:.1f} ms "
           f"(difference {med['watching'][0] - med['closed'][0]:+.1f} ms); median drops per window: "
           f"closed {med['closed'][1]:g}, watching {med['watching'][1]:g}")
+    cpu = {c: (statistics.median(r["cpu_own"] for r in rs), statistics.median(r["cpu_browser"] for r in rs))
+           for c, rs in rows.items()}
+    print(f"median CPU (cores busy): swapcam closed {cpu['closed'][0]:.2f}, watching {cpu['watching'][0]:.2f}; "
+          f"browser closed {cpu['closed'][1]:.2f}, watching {cpu['watching'][1]:.2f}")
     print(f"preview stream: {preview_rate:.1f} fps delivered to one reader (pipeline at {args.fps:g})")
     if gaps:
         print(f"face switch ({len(gaps)}x): longest output gap around a switch: median {statistics.median(gaps):.2f}, "

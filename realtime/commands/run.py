@@ -119,7 +119,13 @@ def handle(args: argparse.Namespace) -> int:
     chaos = parse_chaos(args.chaos)
     session = LiveSession.create(args, args.plain_defaults) if steerable(args) else None
     processor = session.processor if session is not None else build_processor(args)
-    pipeline = build_pipeline(source_cfg, config, processor, chaos)
+    try:
+        pipeline = build_pipeline(source_cfg, config, processor, chaos)
+    except BaseException:
+        if session is not None:  # the panel's port and the models were opened first
+            session.close()
+            processor.close()
+        raise
     printer = StatusPrinter(extra=None if session is None else session.status_suffix)
     with stop_on_signals(pipeline):
         try:
