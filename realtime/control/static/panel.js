@@ -97,6 +97,12 @@ function renderRecording(r) {
 
 // --- preview
 function startPreview() { $("out").src = "/api/preview.mjpg?which=output"; }
+// A hidden page (a closed OBS dock, a background tab) stops the preview: nothing is encoded for nobody.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) { $("out").src = ""; $("in").src = ""; return; }
+  startPreview();
+  if ($("show-input").checked) $("in").src = "/api/preview.mjpg?which=input";
+});
 $("show-input").onchange = (ev) => {
   $("in-fig").hidden = !ev.target.checked;
   $("in").src = ev.target.checked ? "/api/preview.mjpg?which=input" : "";
