@@ -100,7 +100,7 @@ def test_upload_then_click_switches_the_face_in_the_output(page: Any, panel: Har
 def test_the_swap_button_makes_the_output_equal_the_input(page: Any, panel: Harness) -> None:
     page.click("#swap")
     wait_until(lambda: panel.controller.options.swap is False)
-    assert page.inner_text("#swap") == "swap OFF"
+    page.wait_for_function("document.getElementById('swap').textContent === 'swap OFF'")
     seq, image = panel.frame_after_change()
     assert np.array_equal(image, panel.source.expected(seq))
     page.click("#swap")
@@ -135,6 +135,9 @@ def test_an_option_that_fails_shows_the_coded_error_and_keeps_the_state(page: An
 def test_the_dock_layout_fits_a_narrow_panel(page: Any) -> None:
     page.set_viewport_size({"width": 360, "height": 900})
     try:
+        wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 361)
+            .map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        assert not wide
         columns = page.evaluate("getComputedStyle(document.querySelector('main')).gridTemplateColumns")
         assert len(columns.split()) == 1
         assert page.evaluate("document.documentElement.scrollWidth") <= 360

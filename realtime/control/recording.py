@@ -78,8 +78,8 @@ class Recorder:
         with self._lock:
             if self._sink is None:
                 raise UsageError("E01", "not recording", remedy='start one with {"action": "start"}')
-            sink, self._sink = self._sink, None
-            self._remove(sink)
+            self._remove(self._sink)  # returns once the file is complete
+            self._sink = None
         return self.status()
 
     def toggle(self) -> dict[str, Any]:
