@@ -135,8 +135,9 @@ def test_an_option_that_fails_shows_the_coded_error_and_keeps_the_state(page: An
 def test_the_dock_layout_fits_a_narrow_panel(page: Any) -> None:
     page.set_viewport_size({"width": 360, "height": 900})
     try:
-        wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 361)
-            .map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        wide = page.evaluate("""[...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > 361)
+            .map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)""")
         assert not wide
         columns = page.evaluate("getComputedStyle(document.querySelector('main')).gridTemplateColumns")
         assert len(columns.split()) == 1
