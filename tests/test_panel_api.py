@@ -67,6 +67,7 @@ def test_settings_get_and_patch(panel: Harness) -> None:
 @pytest.mark.parametrize(("changes", "code"), [
     ({"max_faces": 0}, "E01"), ({"color_match": 2}, "E01"), ({"swap": "no"}, "E01"),
     ({"max_faces": True}, "E01"), ({"no_such_key": 1}, "E01"), ({"face": "000000000000"}, "E24"),
+    ({"face_index": 5}, "E01"),  # valid alone, but the live photo has no 6th face: its preparation fails
 ])
 def test_bad_settings_get_400_with_the_coded_line_and_change_nothing(panel: Harness, changes: dict[str, object],
                                                                       code: str) -> None:
@@ -75,6 +76,17 @@ def test_bad_settings_get_400_with_the_coded_line_and_change_nothing(panel: Harn
     assert status == 400
     assert body["code"] == code and body["error"].startswith(f"{code} ") and " — " in body["error"]
     assert panel.controller.options == before
+
+
+def test_max_faces_reaches_the_tracker_on_the_next_frame(panel: Harness) -> None:
+    panel.request("PATCH", "/api/settings", json.dumps({"max_faces": 3}).encode())
+    try:
+        panel.frame_after_change()
+        assert panel.analyzer.options.max_faces == 3
+    finally:
+        panel.request("PATCH", "/api/settings", json.dumps({"max_faces": 1}).encode())
+    panel.frame_after_change()
+    assert panel.analyzer.options.max_faces == 1
 
 
 def test_patch_body_that_is_not_json_gets_400(panel: Harness) -> None:
