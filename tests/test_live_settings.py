@@ -169,3 +169,31 @@ def test_live_settings_are_saved_and_restored_at_the_next_start(tmp_path: Path, 
         assert third.controller.options.max_faces == 2 and third.token is None
     finally:
         third.processor.close()
+
+
+def test_color_match_strength_moves_the_mesh_swap_between_off_and_full(models_root: Path) -> None:
+    import numpy as np
+
+    from realtime.faces.analyzer import FaceAnalyzer
+    from realtime.images import load_image
+    from realtime.swappers.mesh import MeshSwapOptions, MeshSwapper
+
+    analyzer = FaceAnalyzer.open(root=models_root, backend="onnxruntime", device="cpu", threads=1)
+    source = load_image(sample_path("gauss.png", root=models_root), max_side=640)
+    target = load_image(sample_path("newton.png", root=models_root), max_side=640)
+    source_face, target_face = analyzer.analyze_still(source)[0], analyzer.analyze_still(target)[0]
+
+    def swapped(**options: object) -> np.ndarray:
+        swapper = MeshSwapper(options=MeshSwapOptions(**options))  # type: ignore[arg-type]
+        swapper.prepare(source, source_face)
+        out = target.copy()
+        swapper.swap(out, target_face)
+        x0, y0, x1, y1 = (int(v) for v in target_face.box)
+        return out[max(0, y0):y1, max(0, x0):x1].astype(np.float32)  # the face region
+
+    off, full = swapped(color_match=False), swapped()
+    half, none = swapped(color_strength=0.5), swapped(color_strength=0.0)
+    span = np.abs(full - off).mean()
+    assert span > 1.0
+    assert np.abs(none - off).mean() < 0.1 * span  # strength 0 is colour matching off (up to Lab rounding)
+    assert np.abs(half - off).mean() < 0.8 * span and np.abs(half - full).mean() < 0.8 * span
