@@ -116,7 +116,8 @@ function renderStatus(s) {
     ["face", s.face ? s.face.name : "none"]];
   $("figures").replaceChildren(...cells.map(([k, v]) => {
     const d = document.createElement("div"); const b = document.createElement("b"); const sp = document.createElement("span");
-    b.textContent = v; sp.textContent = k; d.append(b, sp); return d;
+    b.textContent = v; sp.textContent = k; d.append(b, sp); if (k === "face") { d.className = "wide"; d.title = v; }
+    return d;
   }));
   $("io").textContent = `${s.source} → ${s.outputs.join(", ")}`;
   if (state.settings && s.swap !== state.settings.swap) api("GET", "/api/settings").then(renderSettings);
