@@ -25,6 +25,8 @@ from realtime.errors import SwapcamError, UsageError
 log = logging.getLogger("swapcam")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# `run` options that steer a live run rather than configure the pipeline: `bench` does not take them.
+RUN_ONLY_OPTIONS = frozenset({"--panel", "--panel-port", "--panel-host", "--panel-token", "--no-hotkeys", "--config"})
 # Live setting ← the `run` option that sets it at start.
 _FROM_ARGS = {"keep_mouth": "keep_mouth", "keep_eyes": "keep_eyes", "max_faces": "max_faces",
               "face_index": "face_index", "swapper": "swapper", "enhancer": "enhancer",
