@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export SWAPCAM_MODELS  ?= $(CURDIR)/models
 export SWAPCAM_ENGINES ?= $(CURDIR)/engines
 
-.PHONY: demo test setup models lint bench clean docker-deps
+.PHONY: demo test setup models lint bench clean docker-deps browser
 
 setup: $(STAMP)
 
@@ -50,7 +50,13 @@ docker-deps:
 			|| echo "docker-deps: apt-get failed: the docker tests will be skipped (and say why)"; \
 	fi
 
-test: models docker-deps
+# The panel's browser tests drive Debian's chromium (never a downloaded browser): installed here when root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get update -q && apt-get install -y -q chromium; } || \
+		echo "chromium not installed: the panel's browser tests will be skipped"; }
+
+test: models docker-deps browser
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check realtime tools tests
 	$(BIN)/mypy

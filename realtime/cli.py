@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     apply_thread_defaults(os.environ)  # inside a container with --cpus, thread pools follow the quota
     debug = args.log_level == "debug"
     try:
+        if getattr(args, "config", None) is not None:
+            from realtime.control.config_file import apply_config
+
+            args = apply_config(parser, argv, args)
         status = args.handler(args)
     except SwapcamError as exc:
         logging.getLogger("swapcam").debug("traceback", exc_info=True)

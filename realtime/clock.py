@@ -8,6 +8,7 @@ gh-88494), which would snap every latency figure and deadline to that tick;
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 
 def now_ns() -> int:
@@ -18,3 +19,9 @@ def now_ns() -> int:
 def now_s() -> float:
     """Monotonic seconds (same clock as :func:`now_ns`) for deadlines and timed waits."""
     return time.perf_counter()
+
+
+def wall_s() -> float:
+    """Seconds since the epoch, for dates that are stored or shown (when a face was added, when an error
+    happened); never for durations or deadlines, since the wall clock jumps."""
+    return datetime.now(timezone.utc).timestamp()

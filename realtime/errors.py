@@ -74,6 +74,12 @@ _SPECS = (
               "reconnect the camera or restart the sender; swapcam resumes by itself"),
     ErrorSpec("E23", EXIT_USAGE, "this option needs a component that is not installed",
               "install the extra named in the message, e.g. pip install .[cpu]"),
+    ErrorSpec("E24", EXIT_USAGE, "no such face in the gallery",
+              "list the faces with GET /api/faces (or the panel) and use one of their ids"),
+    ErrorSpec("E25", EXIT_RUNTIME, "the control panel cannot listen on its address",
+              "pick another --panel-port, or stop the program that uses it"),
+    ErrorSpec("E26", EXIT_USAGE, "the --config file cannot be used",
+              "check its TOML syntax and that every key is a `swapcam run` option (e.g. face-index = 0)"),
 )
 
 CATALOGUE: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

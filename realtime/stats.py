@@ -140,6 +140,36 @@ class Stats:
             f"p95 {lat['p95']:6.1f} ms | dropped {drops} | errors {errors}"
         )
 
+    def recent(self, window_s: float = 1.0) -> dict[str, Any]:
+        """The last ``window_s`` seconds: fps in/out, latency percentiles, mean ms per frame of each stage; plus the
+        drop and error totals (the control panel's live figures)."""
+        now = now_ns()
+        with self._lock:
+            fps_in = self._rate(self._recent_in, now, window_s)
+            fps_out = self._rate(self._recent_out, now, window_s)
+            count = max(1, round(fps_out * window_s / self.sample_every)) if fps_out else 0
+            latency = summarize_ms(self.latencies_ms[-count:] if count else [])
+            stages = self._stage_split(count)
+            errors = {"processor": self.processor_errors, "sink": self.sink_errors, "source": self.source_errors}
+            frames = {"captured": self.captured, "output": self.output, "resent": self.resent}
+        return {"fps": {"in": fps_in, "out": fps_out}, "latency_ms": latency, "stages_ms": stages,
+                "drops": self.drops(), "errors": errors, "frames": frames}
+
+    def _stage_split(self, count: int) -> dict[str, float]:
+        """Mean ms per output frame of each stage over the last ``count`` samples (caller holds the lock).
+
+        A stage that runs on some frames only (the detector) has fewer samples: its share of the
+        recent ones is estimated from its share of all of them.
+        """
+        frames = len(self.latencies_ms)
+        if not count or not frames:
+            return {}
+        split = {}
+        for name, values in self.stage_ms.items():
+            recent = max(1, round(count * len(values) / frames)) if len(values) else 0
+            split[name] = float(sum(values[-recent:]) / count) if recent else 0.0
+        return split
+
     def summary(self) -> dict[str, Any]:
         """Everything measured so far, as plain JSON-able values."""
         with self._lock:

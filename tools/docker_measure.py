@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import docker_harness  # noqa: E402
 
+from realtime.clock import now_s  # noqa: E402
 from realtime.models import models_dir  # noqa: E402
 
 LIVE = ["run", "--synthetic", "--size", "320x240", "--fps", "30", "--frames", "30", "--face", "/data/gauss.png",
@@ -41,13 +41,13 @@ def first_datagram_s(argv: list[str], env: dict[str, str]) -> float | None:
         receiver.bind(("127.0.0.1", 0))
         receiver.settimeout(0.05)
         argv = [a.replace("PORT", str(receiver.getsockname()[1])) for a in argv]
-        start = time.monotonic()
+        start = now_s()
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first = None
-        while first is None and time.monotonic() - start < 120:
+        while first is None and now_s() - start < 120:
             try:
                 receiver.recv(65536)
-                first = time.monotonic() - start
+                first = now_s() - start
             except TimeoutError:
                 if process.poll() is not None:
                     break

@@ -27,6 +27,8 @@ from realtime.commands.options import (
 )
 from realtime.commands.processing import add_processing_options, build_processor
 from realtime.config import PipelineConfig, SourceConfig
+from realtime.control.config_file import add_config_option
+from realtime.control.session import LiveSession, add_panel_options, steerable
 from realtime.errors import EXIT_RUNTIME
 from realtime.pipeline import Pipeline
 from realtime.processors import Processor
@@ -47,7 +49,11 @@ def add_parser(sub: Any) -> None:
     add_source_options(parser)
     add_pipeline_options(parser)
     add_processing_options(parser)
-    parser.set_defaults(handler=handle)
+    add_panel_options(parser)
+    add_config_option(parser)
+    # The defaults as built, before a --config file changes them: options left at these take saved live settings.
+    parser.set_defaults(handler=handle, config_parser=parser,
+                        plain_defaults={a.dest: a.default for a in parser._actions})
 
 
 def build_pipeline(
@@ -128,13 +134,23 @@ def handle(args: argparse.Namespace) -> int:
     source_cfg = source_config(args)
     config = pipeline_config(args)
     chaos = parse_chaos(args.chaos)
-    processor = build_processor(args)
-    pipeline = build_pipeline(source_cfg, config, processor, chaos)
-    printer = StatusPrinter()
+    session = LiveSession.create(args, args.plain_defaults) if steerable(args) else None
+    processor = session.processor if session is not None else build_processor(args)
+    try:
+        pipeline = build_pipeline(source_cfg, config, processor, chaos)
+    except BaseException:
+        if session is not None:  # the panel's port was opened first (build_pipeline closed the processor)
+            session.close()
+        raise
+    printer = StatusPrinter(extra=None if session is None else session.status_suffix)
     with stop_on_signals(pipeline):
         try:
+            if session is not None:
+                session.attach(pipeline)
             pipeline.run(on_tick=printer)
         finally:
+            if session is not None:
+                session.close()
             printer.finish()
             summary = pipeline.summary()
             if args.stats_json:

@@ -41,6 +41,7 @@ class MeshSwapOptions:
     feather: float = 0.04
     hole_feather: float = 0.02
     color_match: bool = True
+    color_strength: float = 1.0  # 0..1: how far colour matching moves the source towards the target's skin
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,10 @@ class MeshSwapper:
             if max(np.abs(mean - old_mean).max(), np.abs(std - old_std).max()) <= COLOR_TOLERANCE:
                 return self._recoloured
         lut = blend.transfer_lut(source.mean, source.std, mean, std)
+        if self.options.color_strength < 1.0:
+            identity = np.arange(256, dtype=np.float32)[None, :, None]
+            mixed = identity + self.options.color_strength * (lut.astype(np.float32) - identity)
+            lut = np.round(mixed).astype(np.uint8)
         self._recoloured = cv2.cvtColor(cv2.LUT(source.lab, lut), cv2.COLOR_Lab2BGR)
         self._palette = (mean, std)
         return self._recoloured
