@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0' || echo "torch not installed: torch-op tests will be skipped"
+	# The torch backend's converter. --no-deps: its torchvision/torch requirements would replace the CPU torch
+	# above with a CUDA build; swapcam's models need neither torchvision op (see realtime/engines/torch_engine.py).
+	$(BIN)/python -m pip install --quiet --no-deps 'onnx2torch==1.5.15' || echo "onnx2torch not installed: torch-backend tests will be skipped"
 	touch $(STAMP)
 
 models: setup

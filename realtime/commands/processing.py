@@ -14,7 +14,7 @@ from realtime.swappers.base import Swapper
 log = logging.getLogger("swapcam")
 
 SWAPPERS = ("auto", "mesh", "inswapper")
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cuda", "cpu")
 
 
@@ -50,8 +50,15 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--enhancer-blend", type=float, default=0.8, metavar="W",
                        help="weight of the enhanced face, 0..1 (default 0.8)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference backend (auto: TensorRT engine if built, else ONNX Runtime)")
+                       help="inference backend (auto: a TensorRT engine if built, else ONNX Runtime on CUDA, "
+                            "else torch on CUDA, else ONNX Runtime on the CPU; torch: the ONNX models converted "
+                            "with onnx2torch)")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto)")
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                       help="torch backend on CUDA: run the models in fp16 (default fp32)")
+    group.add_argument("--cuda-graph", action="store_true",
+                       help="capture fixed-shape models (face mesh, inswapper) into a CUDA graph and replay it "
+                            "(torch on CUDA and TensorRT)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
                        help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
     group.add_argument("--face-check", default="background", choices=("background", "inline"),
@@ -115,6 +122,7 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
                                 live=live)
     # An offline render stays inline: the same video gives the same frames every time.
     analyzer = FaceAnalyzer.open(backend=args.backend, device=args.device, threads=args.threads,
+                                 precision=args.precision, cuda_graph=args.cuda_graph,
                                  det_size=args.det_size, max_faces=args.max_faces,
                                  background_check=live and args.face_check == "background")
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)
@@ -156,5 +164,6 @@ def _open_inswapper(args: argparse.Namespace) -> Swapper:
         raise UsageError("E23", f"--swapper inswapper is not available in this build ({exc})",
                          remedy="use --swapper mesh") from exc
     swapper: Swapper = InswapperSwapper.open(backend=args.backend, device=args.device, threads=args.threads,
-                                             keep_mouth=args.keep_mouth)
+                                             keep_mouth=args.keep_mouth, precision=args.precision,
+                                             cuda_graph=args.cuda_graph)
     return swapper

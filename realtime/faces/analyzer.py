@@ -117,12 +117,15 @@ class FaceAnalyzer:
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto",
-             threads: int = 1, det_size: int | None = None, max_faces: int = 1,
-             **options: Any) -> FaceAnalyzer:
-        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer."""
-        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads),
-                                 input_size=det_size or DEFAULT_INPUT_SIZE)
-        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads))
+             threads: int = 1, det_size: int | None = None, max_faces: int = 1, precision: str = "fp32",
+             cuda_graph: bool = False, **options: Any) -> FaceAnalyzer:
+        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer.
+
+        ``precision``/``cuda_graph``: see :func:`~realtime.engines.opening.open_model`."""
+        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads,
+                                            precision=precision), input_size=det_size or DEFAULT_INPUT_SIZE)
+        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads,
+                                   precision=precision, cuda_graph=cuda_graph))
         return cls(detector=detector, mesh=mesh, max_faces=max_faces, **options)
 
     # ------------------------------------------------------------ photos

@@ -41,7 +41,8 @@ class InswapperSwapper:
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto", threads: int = 1,
-             color_correct: bool = True, keep_mouth: bool = True, upcast_fp16: bool = True) -> InswapperSwapper:
+             color_correct: bool = True, keep_mouth: bool = True, upcast_fp16: bool = True,
+             precision: str = "fp32", cuda_graph: bool = False) -> InswapperSwapper:
         """Open the fetched models from the models folder (E06 missing, E07 checksum mismatch).
 
         ``upcast_fp16``: run a float16 swapper file in float32 on ONNX Runtime
@@ -51,10 +52,10 @@ class InswapperSwapper:
 
         swapper_path, arcface_path = neural_model_paths(root, device=device)
         arcface = ArcFace(engine=open_model(ARCFACE, path=arcface_path, backend=backend, device=device,
-                                            threads=threads))
+                                            threads=threads, precision=precision))
         name = SWAPPER_FP16 if swapper_path.name != SWAPPER_FP32_FILE else swapper_path.stem
         model = Inswapper.open(swapper_path, name=name, backend=backend, device=device, threads=threads,
-                               upcast_fp16=upcast_fp16)
+                               upcast_fp16=upcast_fp16, precision=precision, cuda_graph=cuda_graph)
         options = InswapperOptions(color_correct=color_correct, keep_mouth=keep_mouth)
         return cls(swapper=model, arcface=arcface, options=options,
                    device_path=DevicePath.create(model.engine, options))
