@@ -354,7 +354,7 @@ def make(version: str = "10.4.0") -> types.ModuleType:
             return shapes
 
         def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-            _, declared, dtype, mode = self.engine._find(name)
+            _, declared, _, mode = self.engine._find(name)
             if mode == TensorIOMode.INPUT:
                 return self._shapes.get(name, declared)
             shapes = self._input_shapes()

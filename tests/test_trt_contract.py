@@ -16,7 +16,7 @@ import contextlib
 import gc
 import sys
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,7 @@ def test_dtypes_must_match(trt: Any, tmp_path: Path, monkeypatch: pytest.MonkeyP
     model = standins.inswapper(tmp_path / "inswapper_128.onnx", gain=0.5)
     engine = TrtEngine(build_standin(trt, model, tmp_path, precision="fp32"), device="cpu")
     feeds = {"target": np.full((1, 3, 128, 128), 0.5, np.float16), "source": np.zeros((1, 512), np.float32)}
-    with pytest.raises(TypeError, match="must be torch.float32"):
+    with pytest.raises(TypeError, match=r"must be torch\.float32"):
         engine.run(feeds)
     # Buffers in another dtype than the engine's: the fake reads the bytes as the engine's dtype, so the
     # numbers come out wrong, and the comparison with ONNX Runtime catches it.
@@ -268,7 +268,3 @@ def test_out_of_memory_fallback_runs_the_float32_graph(trt: Any, tmp_path: Path,
 
     assert not has_float16_weights(onnx.load_model_from_string(made[0]))
     np.testing.assert_allclose(out, 0.25, atol=1e-6)
-
-
-def helper_names() -> list[Callable[..., Any]]:
-    return [same_as_onnxruntime, build_standin]
