@@ -28,7 +28,7 @@ class DevicePath:
     def __init__(self, *, device: Any, options: InswapperOptions) -> None:
         self.device = device
         self.options = options
-        self._latent: tuple[int, Any] | None = None
+        self._latent: tuple[np.ndarray, Any] | None = None
 
     @classmethod
     def create(cls, engine: Engine, options: InswapperOptions) -> DevicePath | None:
@@ -80,8 +80,10 @@ class DevicePath:
         """The latent on the device, uploaded once per prepared source."""
         import torch
 
-        if self._latent is None or self._latent[0] != id(latent):
-            self._latent = (id(latent), torch.from_numpy(latent).to(self.device))
+        # Keyed on the array itself, held here: an id() alone can be reused by the next source's latent
+        # once the old one is freed, and the old identity would come back.
+        if self._latent is None or self._latent[0] is not latent:
+            self._latent = (latent, torch.from_numpy(latent).to(self.device))
         return self._latent[1]
 
 
