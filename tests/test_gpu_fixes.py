@@ -3,7 +3,6 @@ Runtime IO binding's output copies, and --cuda-graph reaching the engines from t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,3 +76,32 @@ def test_per_face_torch_ops_never_wait_for_the_device() -> None:
     assert out.shape == (3, 160, 200)
     assert not [op for op in seen if op.startswith(SYNCING_OPS)], sorted(set(seen))
     assert not blocking, blocking
+
+
+def test_ort_io_binding_writes_outputs_into_torch_tensors(model_file: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_torch binds torch outputs: no device → host → device round trip, even on an ONNX Runtime
+    without DLPack on OrtValue (simulated here by hiding it), except once for a new dynamic shape."""
+    import onnxruntime
+
+    from realtime.engines.ort import CPU_PROVIDER, OrtEngine
+
+    monkeypatch.delattr(onnxruntime.OrtValue, "__dlpack__", raising=False)
+    through_host: list[int] = []
+    numpy = onnxruntime.OrtValue.numpy
+    monkeypatch.setattr(onnxruntime.OrtValue, "numpy", lambda self: through_host.append(1) or numpy(self))
+    mesh = OrtEngine(model_file("face_mesh"), providers=[CPU_PROVIDER], io_binding=True)
+    crop = torch.rand(1, 3, 192, 192)
+    expected = mesh.session.run(None, {"input_1": crop.numpy()})[0]
+    for _ in range(2):
+        got = mesh.run_torch({"input_1": crop})["conv2d_20"]
+        assert isinstance(got, torch.Tensor)
+        np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    assert not through_host, "fixed-shape outputs went through the host"
+    scrfd = OrtEngine(model_file("scrfd"), providers=[CPU_PROVIDER], io_binding=True)
+    image = torch.rand(1, 3, 160, 192)
+    first = scrfd.run_torch({"input.1": image})
+    copies_for_a_new_shape = len(through_host)
+    second = scrfd.run_torch({"input.1": image})
+    assert len(through_host) == copies_for_a_new_shape, "a known shape went through the host again"
+    for name, value in first.items():
+        np.testing.assert_allclose(second[name].numpy(), value.numpy(), atol=1e-6)
