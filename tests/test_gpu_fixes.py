@@ -105,3 +105,35 @@ def test_ort_io_binding_writes_outputs_into_torch_tensors(model_file: Any, monke
     assert len(through_host) == copies_for_a_new_shape, "a known shape went through the host again"
     for name, value in first.items():
         np.testing.assert_allclose(second[name].numpy(), value.numpy(), atol=1e-6)
+
+
+def test_cuda_graph_and_precision_reach_the_engines_from_the_cli(models_root: Any, tmp_path: Any,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  caplog: pytest.LogCaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cuda-graph and --precision exist and go from the CLI to the engines: with --device cpu they are
+    refused (E01); with --device auto on a machine without CUDA the torch engines say they run fp32 on the
+    CPU. (A GPU run takes them; tools/gpu_check.py measures it.)"""
+    import logging
+
+    from realtime import cli
+    from realtime.engines.torch_engine import torch_status
+    from realtime.models import sample_path
+
+    if torch_status()[2] is not None:
+        pytest.skip(f"torch backend unavailable: {torch_status()[2]}")
+    monkeypatch.setenv("SWAPCAM_MODELS", str(models_root))
+    common = ["swap", "--face", str(sample_path("gauss.png", root=models_root)), "--target",
+              str(sample_path("newton.png", root=models_root)), "--output", str(tmp_path / "out.png"),
+              "--swapper", "mesh", "--backend", "torch"]
+    for option in ("--cuda-graph", "--precision=fp16"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*common, "--device", "cpu", option])
+        err = capsys.readouterr().err
+        assert exited.value.code != 0 and "E01" in err and "need a CUDA device" in err, err
+    if torch.cuda.is_available():
+        return
+    with caplog.at_level(logging.INFO, logger="realtime.engines.selection"), pytest.raises(SystemExit) as exited:
+        cli.main([*common, "--device", "auto", "--cuda-graph", "--precision", "fp16"])
+    assert not exited.value.code
+    assert "face_mesh: fp16 and CUDA graphs apply on CUDA only" in caplog.text

@@ -98,6 +98,10 @@ def check_face_options(args: argparse.Namespace) -> None:
         raise UsageError("E01", f"--face-index {args.face_index}", remedy="use 0 (the largest face) or more")
     if not 1 <= args.threads <= 64:
         raise UsageError("E01", f"--threads {args.threads}", remedy="use 1 to 64 threads")
+    if args.device == "cpu" and (args.precision != "fp32" or args.cuda_graph):
+        raise UsageError("E01", f"--device cpu with {'--cuda-graph' if args.cuda_graph else '--precision fp16'}",
+                         remedy="fp16 and CUDA graphs need a CUDA device: use --device cuda (or auto), or leave "
+                                "them out")
     if args.det_size is not None and (args.det_size % 32 or not 64 <= args.det_size <= 1920):
         raise UsageError("E01", f"--det-size {args.det_size}",
                          remedy="use a multiple of 32 between 64 and 1920, e.g. 320")

@@ -244,6 +244,8 @@ def select_and_open(model: Path, *, backend: str = "auto", device: str = "auto",
         from realtime.engines.torch_engine import TorchEngine
 
         on_cuda = choice.torch_device == "cuda"
+        if not on_cuda and (precision != "fp32" or cuda_graph):
+            log.info("%s: fp16 and CUDA graphs apply on CUDA only — running fp32 on the CPU", name)
         opened = TorchEngine(ort_model() if ort_model else model, device=choice.torch_device or "cpu",
                              precision=precision if on_cuda else "fp32", cuda_graph=cuda_graph and on_cuda,
                              threads=threads)
