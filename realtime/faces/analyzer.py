@@ -32,13 +32,13 @@ from realtime.engines.fallback import FallbackEngine, ResourcePressure
 from realtime.engines.opening import open_model
 from realtime.errors import UsageError, warning_text
 from realtime.faces.detector import DEFAULT_INPUT_SIZE, ScrfdDetector, check_input_size, iou
+from realtime.faces.keypoints import fit_offsets, keypoints
 from realtime.faces.landmarks import (
     CropBox,
     FaceMesh,
     box_from_landmarks,
     crop_from_detection,
     crop_from_landmarks,
-    keypoints_from_landmarks,
 )
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
 from realtime.faces.types import Face
@@ -62,6 +62,8 @@ class _Track:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     presence: float = 0.0
     seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
+    detected: np.ndarray | None = None  # SCRFD keypoints of this frame, to fit ``offsets`` on (faces/keypoints.py)
+    offsets: np.ndarray | None = None  # mesh anchors → SCRFD's keypoints, in the face's frame
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,9 @@ class FaceAnalyzer:
         win a slot: any while slots are free, else only one bigger than the smallest tracked face."""
         with _stage(frame, "detect"):
             found = self._run_detector(image, size)
-        self._adopt(found)
+        self._adopt(found, refit=size is None)
 
-    def _adopt(self, found: list[Face]) -> None:
+    def _adopt(self, found: list[Face], *, refit: bool = False) -> None:
         """Open a track for each detected face that is not tracked yet and could win a slot."""
         self._since_detect = 0
         self.detections += 1
@@ -215,12 +217,15 @@ class FaceAnalyzer:
         smallest = min((t.crop.size for t in self._tracks), default=0.0)
         for face in found:  # largest first
             crop = crop_from_detection(face.box, face.keypoints)
-            if any(iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU for t in self._tracks):
-                continue  # already tracked
+            tracked = [t for t in self._tracks if iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU]
+            if tracked:  # already tracked: a full-size detection of this frame refines its keypoint offsets
+                if refit:
+                    tracked[0].detected = face.keypoints
+                continue
             if free <= 0 and crop.size <= smallest:
                 break
             free -= 1
-            self._tracks.append(_Track(crop=crop, score=face.score,
+            self._tracks.append(_Track(crop=crop, score=face.score, detected=face.keypoints,
                                        smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
 
     def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
@@ -255,6 +260,9 @@ class FaceAnalyzer:
                     self._run_mesh(image, track)
                 if track.presence < self.options.presence_threshold:
                     continue
+                if track.detected is not None:  # the detection and the points are both of this frame
+                    track.offsets = fit_offsets(track.points, track.detected, track.offsets)
+                    track.detected = None
                 box = box_from_landmarks(track.points)
                 if any(iou(box, box_from_landmarks(other.points)[None])[0] > DUPLICATE_IOU for other in kept):
                     continue  # two tracks on one face: keep the older
@@ -280,7 +288,7 @@ class FaceAnalyzer:
             if self.options.smoothing is not None:
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
-            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints_from_landmarks(points),
+            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints(points, track.offsets),
                               score=track.score, landmarks=points, presence=track.presence))
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
