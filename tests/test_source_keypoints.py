@@ -24,8 +24,8 @@ def test_source_embedding_uses_the_source_detectors_keypoints(tmp_path: Path, sc
 
     def open_swapper(source_detector: ScrfdDetector | None) -> InswapperSwapper:
         cpu = ["CPUExecutionProvider"]
-        return InswapperSwapper(swapper=Inswapper.from_file(swapper_path, engine=OrtEngine(swapper_path, providers=cpu)),
-                                arcface=ArcFace(engine=OrtEngine(arcface_path, providers=cpu)),
+        model = Inswapper.from_file(swapper_path, engine=OrtEngine(swapper_path, providers=cpu))
+        return InswapperSwapper(swapper=model, arcface=ArcFace(engine=OrtEngine(arcface_path, providers=cpu)),
                                 source_detector=source_detector)
 
     image = sample_image("newton.png")
