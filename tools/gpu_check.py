@@ -211,7 +211,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", "## gpu_ops", "", f"{ops.get('what')}: CPU {ops.get('cpu_ms')} ms"
               + (f", CUDA {ops['cuda_ms']} ms, largest difference {ops.get('max_abs_diff')}" if "cuda_ms" in ops
                  else f" {ops.get('error', '')}"), "", "## Face pipeline (swapcam bench, still image)", "",
-              "| config | size | fps processed | p50 ms | p95 ms | p99 ms | stages p50 ms |", "|---|---|---|---|---|---|---|"]
+              "| config | size | fps processed | p50 ms | p95 ms | p99 ms | stages p50 ms |",
+              "|---|---|---|---|---|---|---|"]
     for run in report["pipeline"]:
         if "error" in run:
             lines.append(f"| {run['label']} | — | error: {run['error']} | | | | |")
@@ -221,8 +222,8 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {run['label']} | {row['size']} | skipped: {row['skipped']} | | | | |")
                 continue
             stages = ", ".join(f"{k} {v}" for k, v in row["stages_p50_ms"].items())
-            lines.append(f"| {run['label']} | {row['size']} | {row['fps_processed']} | {row['p50_ms']} | {row['p95_ms']} "
-                         f"| {row['p99_ms']} | {stages} |")
+            lines.append(f"| {run['label']} | {row['size']} | {row['fps_processed']} | {row['p50_ms']} "
+                         f"| {row['p95_ms']} | {row['p99_ms']} | {stages} |")
     return "\n".join(lines) + "\n"
 
 
