@@ -174,12 +174,20 @@ def torch_cuda_available() -> bool:
 
 
 def _torch_backend_status() -> tuple[str | None, bool, str | None]:
-    """torch's version, whether it sees a CUDA device, and why the torch backend cannot run (or None)."""
-    if importlib.util.find_spec("torch") is None:
-        return None, False, "torch is not installed"
-    from realtime.engines.torch_engine import torch_status
+    """torch's version, whether it sees a CUDA device, and why the torch backend cannot run (or None).
 
-    return torch_status()
+    Cheap where it can be: a CPU-only torch build ("+cpu") is known from its version without importing
+    torch (about a second), and onnx2torch is only looked for, not imported.
+    """
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None, False, "torch is not installed"
+    why = None if importlib.util.find_spec("onnx2torch") is not None else \
+        "onnx2torch is not installed (pip install --no-deps onnx2torch==1.5.15)"
+    if version.endswith("+cpu"):
+        return version, False, why
+    return version, torch_cuda_available(), why
 
 
 def probe_availability(engines_dir: Path | None = None, *, probe_gpu: bool | None = None) -> Availability:
