@@ -20,7 +20,7 @@ def test_report_without_a_gpu_says_so_and_lists_what_ran() -> None:
                   {"label": "cpu torch", "error": "timed out after 90 s"}]}
     text = gpu_check.markdown(report)
     assert text.splitlines()[2].startswith("**No CUDA GPU here**")
-    assert "| cpu onnxruntime | size=1280x720 | 30.0 | 9.5 | 16.0 | 20.0 | detect 15.9 |" in text
+    assert "| cpu onnxruntime (None) | size=1280x720 | 30.0 | 9.5 | 16.0 | 20.0 | detect 15.9 |" in text
     assert "error: timed out after 90 s" in text and "16 skipped" in text and "CPU 12.5 ms" in text
 
 

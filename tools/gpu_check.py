@@ -222,8 +222,8 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {run['label']} | {row['size']} | skipped: {row['skipped']} | | | | |")
                 continue
             stages = ", ".join(f"{k} {v}" for k, v in row["stages_p50_ms"].items())
-            lines.append(f"| {run['label']} | {row['size']} | {row['fps_processed']} | {row['p50_ms']} "
-                         f"| {row['p95_ms']} | {row['p99_ms']} | {stages} |")
+            lines.append(f"| {run['label']} ({run.get('swapper')}) | {row['size']} | {row['fps_processed']} "
+                         f"| {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {stages} |")
     return "\n".join(lines) + "\n"
 
 
