@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
+	# The torch backend's converter. --no-deps: its torchvision/torch requirements would replace the CPU torch
+	# above with a CUDA build; swapcam's models need neither torchvision op (see realtime/engines/torch_engine.py).
+	$(BIN)/python -m pip install --quiet --no-deps 'onnx2torch==1.5.15'
 	touch $(STAMP)
 
 models: setup

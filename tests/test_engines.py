@@ -169,7 +169,8 @@ def test_cpu_machine_auto_gives_cpu_with_reasons() -> None:
     choice = choose(model_name="scrfd", model_sha256=None, available=CPU_MACHINE)
     assert choice.providers == (CPU_PROVIDER,)
     assert choice.skipped == ("tensorrt: not installed",
-                              "CUDAExecutionProvider: not available in this onnxruntime build")
+                              "CUDAExecutionProvider: not available in this onnxruntime build",
+                              "torch cuda: not probed")
 
 
 def test_directml_is_taken_where_it_exists_and_coreml_only_when_asked() -> None:

@@ -72,8 +72,8 @@ def run_checks(*, models_root: Path | None = None) -> list[Check]:
     available = probe_availability(probe_gpu=True)
     checks = [check_python()]
     for group in (check_onnxruntime(available), check_cuda(available), check_gpu(available),
-                  check_tensorrt(available), check_models(models_root), check_engines(available, models_root),
-                  check_virtual_camera(), *environment_checks()):
+                  check_tensorrt(available), check_torch(available), check_models(models_root),
+                  check_engines(available, models_root), check_virtual_camera(), *environment_checks()):
         checks.extend(group)
     return checks
 
@@ -214,6 +214,25 @@ def check_tensorrt(available: Availability) -> list[Check]:
         return [Check("pass", "tensorrt", f"{available.tensorrt_error} (not needed without an NVIDIA GPU)")]
     return [Check("warn", "tensorrt", f"{available.tensorrt_error} — pip install .[gpu], then "
                   "python tools/build_engines.py for the fastest inference")]
+
+
+def check_torch(available: Availability) -> list[Check]:
+    """The torch backend (onnx2torch), and what ``--backend auto`` takes here, with why it skips the better ones."""
+    from realtime.engines.selection import choose
+
+    if available.torch_error is not None:
+        torch_check = Check("pass" if available.gpu is None else "warn", "torch backend",
+                            f"{available.torch_error} (optional: --backend torch runs the models on torch's own CUDA)")
+    else:
+        where = "CUDA and CPU" if available.torch_cuda else "CPU only (torch sees no CUDA device)"
+        torch_check = Check("pass", "torch backend", f"torch {available.torch_version} with onnx2torch: {where}")
+    try:
+        choice = choose(model_name="scrfd", model_sha256=None, available=available)
+        auto = Check("pass", "backend auto", "order TensorRT → ONNX Runtime CUDA → torch CUDA → ONNX Runtime CPU; "
+                     f"here: {choice.summary()}")
+    except SwapcamError as exc:
+        auto = Check("fail", "backend auto", exc.message())
+    return [torch_check, auto]
 
 
 # ------------------------------------------------------------------ models and engines

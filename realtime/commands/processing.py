@@ -15,7 +15,7 @@ from realtime.swappers.base import Swapper
 log = logging.getLogger("swapcam")
 
 SWAPPERS = ("auto", "mesh", "inswapper")
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cuda", "cpu", "coreml")
 
 
@@ -51,9 +51,16 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--enhancer-blend", type=float, default=0.8, metavar="W",
                        help="weight of the enhanced face, 0..1 (default 0.8)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference backend (auto: TensorRT engine if built, else ONNX Runtime)")
+                       help="inference backend (auto: a TensorRT engine if built, else ONNX Runtime on CUDA, "
+                            "else torch on CUDA, else ONNX Runtime on the CPU; torch: the ONNX models converted "
+                            "with onnx2torch)")
     group.add_argument("--device", default="auto", choices=DEVICES,
                        help="where models run (default auto; coreml: try CoreML on a Mac)")
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                       help="torch backend on CUDA: run the models in fp16 (default fp32)")
+    group.add_argument("--cuda-graph", action="store_true",
+                       help="capture fixed-shape models (face mesh, inswapper) into a CUDA graph and replay it "
+                            "(torch on CUDA and TensorRT)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
                        help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
     group.add_argument("--face-check", default="background", choices=("background", "inline"),
@@ -94,6 +101,10 @@ def check_face_options(args: argparse.Namespace) -> None:
         raise UsageError("E01", f"--face-index {args.face_index}", remedy="use 0 (the largest face) or more")
     if not 1 <= args.threads <= 64:
         raise UsageError("E01", f"--threads {args.threads}", remedy="use 1 to 64 threads")
+    if args.device == "cpu" and (args.precision != "fp32" or args.cuda_graph):
+        raise UsageError("E01", f"--device cpu with {'--cuda-graph' if args.cuda_graph else '--precision fp16'}",
+                         remedy="fp16 and CUDA graphs need a CUDA device: use --device cuda (or auto), or leave "
+                                "them out")
     if args.det_size is not None and (args.det_size % 32 or not 64 <= args.det_size <= 1920):
         raise UsageError("E01", f"--det-size {args.det_size}",
                          remedy="use a multiple of 32 between 64 and 1920, e.g. 320")
@@ -118,7 +129,8 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
                                 live=live, root=args.models)
     # An offline render stays inline: the same video gives the same frames every time.
     analyzer = FaceAnalyzer.open(root=args.models, backend=args.backend, device=args.device,
-                                 threads=args.threads, det_size=args.det_size, max_faces=args.max_faces,
+                                 threads=args.threads, precision=args.precision, cuda_graph=args.cuda_graph,
+                                 det_size=args.det_size, max_faces=args.max_faces,
                                  background_check=live and args.face_check == "background")
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)
     prepare_swapper(swapper, sources)
@@ -159,5 +171,6 @@ def _open_inswapper(args: argparse.Namespace) -> Swapper:
         raise UsageError("E23", f"--swapper inswapper is not available in this build ({exc})",
                          remedy="use --swapper mesh") from exc
     swapper: Swapper = InswapperSwapper.open(root=args.models, backend=args.backend, device=args.device,
-                                             threads=args.threads, keep_mouth=args.keep_mouth)
+                                             threads=args.threads, keep_mouth=args.keep_mouth,
+                                             precision=args.precision, cuda_graph=args.cuda_graph)
     return swapper

@@ -64,8 +64,12 @@ class OrtEngine:
 
     On the CUDA provider every run goes through IO binding: numpy inputs are
     copied up once, torch CUDA tensors are bound by pointer (no copy), and
-    outputs are allocated on the device; :meth:`run` copies them down once,
-    :meth:`run_torch` hands them over as torch tensors without a copy.
+    outputs are allocated on the device; :meth:`run` copies them down once.
+    :meth:`run_torch` binds torch tensors it allocates as the outputs, so they
+    are handed over without a copy; only on the first run of a new input shape
+    whose output shapes are not known yet does ONNX Runtime allocate them, and
+    they come over by DLPack (or, on an ONNX Runtime without it, through the
+    host, that once).
     """
 
     backend = "onnxruntime"
@@ -97,6 +101,10 @@ class OrtEngine:
         self._inputs = [_spec(a) for a in self.session.get_inputs()]
         self._outputs = [_spec(a) for a in self.session.get_outputs()]
         self._output_names = [o.name for o in self._outputs]
+        self._output_shapes: dict[tuple[tuple[int, ...], ...], list[tuple[int, ...]]] = {}
+        fixed = [spec.shape for spec in self._outputs if all(isinstance(d, int) for d in spec.shape)]
+        self._fixed_outputs = [tuple(int(d) for d in shape if d is not None) for shape in fixed] \
+            if len(fixed) == len(self._outputs) else None
 
     @property
     def inputs(self) -> list[TensorSpec]:
@@ -126,18 +134,28 @@ class OrtEngine:
         """Run on torch tensors; outputs are torch tensors on this engine's device."""
         import torch
 
+        key = tuple(tuple(feeds[spec.name].shape) for spec in self._inputs)
+        shapes = self._fixed_outputs or self._output_shapes.get(key)
+        device = torch.device(self.device_type, self.device_id)
+        if shapes is not None:
+            tensors = [torch.empty(shape, dtype=_torch_dtype(spec.dtype), device=device)
+                       for shape, spec in zip(shapes, self._outputs, strict=True)]
+            binding, _keep = self._bind(feeds, outputs=tensors)
+            self.session.run_with_iobinding(binding)
+            return dict(zip(self._output_names, tensors, strict=True))
         binding, _keep = self._bind(feeds)
         self.session.run_with_iobinding(binding)
         values = binding.get_outputs()
         if hasattr(values[0], "__dlpack__"):
             tensors = [torch.from_dlpack(value) for value in values]
-        else:  # ONNX Runtime before DLPack support on OrtValue: one copy through the host
-            device = torch.device(self.device_type, self.device_id)
+        else:  # ONNX Runtime before DLPack support on OrtValue: through the host, once per new input shape
             tensors = [torch.from_numpy(value.numpy()).to(device) for value in values]
+        self._output_shapes[key] = [tuple(t.shape) for t in tensors]
         return dict(zip(self._output_names, tensors, strict=True))
 
-    def _bind(self, feeds: dict[str, Any]) -> tuple[Any, list[Any]]:
-        """An IO binding for ``feeds``; the list keeps bound tensors alive until the run is done."""
+    def _bind(self, feeds: dict[str, Any], outputs: list[Any] | None = None) -> tuple[Any, list[Any]]:
+        """An IO binding for ``feeds`` (and ``outputs``: torch tensors to write the results into, else
+        ONNX Runtime allocates them); the list keeps bound tensors alive until the run is done."""
         binding = self.session.io_binding()
         keep: list[Any] = []
         for spec in self._inputs:
@@ -154,6 +172,11 @@ class OrtEngine:
             keep.append(tensor)
             binding.bind_input(spec.name, tensor.device.type, tensor.device.index or 0,
                                _numpy_dtype(tensor.dtype), tuple(tensor.shape), tensor.data_ptr())
+        if outputs is not None:
+            for name, tensor in zip(self._output_names, outputs, strict=True):
+                binding.bind_output(name, tensor.device.type, tensor.device.index or 0,
+                                    _numpy_dtype(tensor.dtype), tuple(tensor.shape), tensor.data_ptr())
+            return binding, keep
         for name in self._output_names:
             binding.bind_output(name, self.device_type, self.device_id)
         return binding, keep
@@ -164,3 +187,10 @@ def _numpy_dtype(torch_dtype: Any) -> np.dtype:
     import torch
 
     return np.dtype(torch.empty((), dtype=torch_dtype).numpy().dtype)
+
+
+def _torch_dtype(dtype: np.dtype) -> Any:
+    """The torch dtype of a numpy dtype (float32 → torch.float32)."""
+    import torch
+
+    return torch.from_numpy(np.zeros(0, dtype)).dtype

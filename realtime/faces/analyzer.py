@@ -32,13 +32,13 @@ from realtime.engines.fallback import FallbackEngine, ResourcePressure
 from realtime.engines.opening import open_model
 from realtime.errors import UsageError, warning_text
 from realtime.faces.detector import DEFAULT_INPUT_SIZE, ScrfdDetector, check_input_size, iou
+from realtime.faces.keypoints import fit_offsets, keypoints
 from realtime.faces.landmarks import (
     CropBox,
     FaceMesh,
     box_from_landmarks,
     crop_from_detection,
     crop_from_landmarks,
-    keypoints_from_landmarks,
 )
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
 from realtime.faces.types import Face
@@ -62,6 +62,8 @@ class _Track:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     presence: float = 0.0
     seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
+    detected: np.ndarray | None = None  # SCRFD keypoints of this frame, to fit ``offsets`` on (faces/keypoints.py)
+    offsets: np.ndarray | None = None  # mesh anchors → SCRFD's keypoints, in the face's frame
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,15 @@ class FaceAnalyzer:
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto",
-             threads: int = 1, det_size: int | None = None, max_faces: int = 1,
-             **options: Any) -> FaceAnalyzer:
-        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer."""
-        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads),
-                                 input_size=det_size or DEFAULT_INPUT_SIZE)
-        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads))
+             threads: int = 1, det_size: int | None = None, max_faces: int = 1, precision: str = "fp32",
+             cuda_graph: bool = False, **options: Any) -> FaceAnalyzer:
+        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer.
+
+        ``precision``/``cuda_graph``: see :func:`~realtime.engines.opening.open_model`."""
+        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads,
+                                            precision=precision), input_size=det_size or DEFAULT_INPUT_SIZE)
+        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads,
+                                   precision=precision, cuda_graph=cuda_graph))
         return cls(detector=detector, mesh=mesh, max_faces=max_faces, **options)
 
     # ------------------------------------------------------------ photos
@@ -202,9 +207,9 @@ class FaceAnalyzer:
         win a slot: any while slots are free, else only one bigger than the smallest tracked face."""
         with _stage(frame, "detect"):
             found = self._run_detector(image, size)
-        self._adopt(found)
+        self._adopt(found, refit=size is None)
 
-    def _adopt(self, found: list[Face]) -> None:
+    def _adopt(self, found: list[Face], *, refit: bool = False) -> None:
         """Open a track for each detected face that is not tracked yet and could win a slot."""
         self._since_detect = 0
         self.detections += 1
@@ -212,12 +217,15 @@ class FaceAnalyzer:
         smallest = min((t.crop.size for t in self._tracks), default=0.0)
         for face in found:  # largest first
             crop = crop_from_detection(face.box, face.keypoints)
-            if any(iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU for t in self._tracks):
-                continue  # already tracked
+            tracked = [t for t in self._tracks if iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU]
+            if tracked:  # already tracked: a full-size detection of this frame refines its keypoint offsets
+                if refit:
+                    tracked[0].detected = face.keypoints
+                continue
             if free <= 0 and crop.size <= smallest:
                 break
             free -= 1
-            self._tracks.append(_Track(crop=crop, score=face.score,
+            self._tracks.append(_Track(crop=crop, score=face.score, detected=face.keypoints,
                                        smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
 
     def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
@@ -252,6 +260,9 @@ class FaceAnalyzer:
                     self._run_mesh(image, track)
                 if track.presence < self.options.presence_threshold:
                     continue
+                if track.detected is not None:  # the detection and the points are both of this frame
+                    track.offsets = fit_offsets(track.points, track.detected, track.offsets)
+                    track.detected = None
                 box = box_from_landmarks(track.points)
                 if any(iou(box, box_from_landmarks(other.points)[None])[0] > DUPLICATE_IOU for other in kept):
                     continue  # two tracks on one face: keep the older
@@ -277,7 +288,7 @@ class FaceAnalyzer:
             if self.options.smoothing is not None:
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
-            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints_from_landmarks(points),
+            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints(points, track.offsets),
                               score=track.score, landmarks=points, presence=track.presence))
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
