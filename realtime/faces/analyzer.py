@@ -63,6 +63,7 @@ class _Track:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     presence: float = 0.0
     seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
+    ident: int = -1  # stable id, passed on as Face.track (swappers keep per-face state by it)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class FaceAnalyzer:
         self._tracks: list[_Track] = []
         self._since_detect = 0
         self._frame_no = 0
+        self._next_track = 0
         self.detections = 0  # detector runs while tracking (for tests and stats)
         self.size_cap: int | None = None  # detector input limit after out-of-memory step-downs
         self._detecting = 0  # the input size of the detection in progress
@@ -220,7 +222,8 @@ class FaceAnalyzer:
             if free <= 0 and crop.size <= smallest:
                 break
             free -= 1
-            self._tracks.append(_Track(crop=crop, score=face.score,
+            self._next_track += 1
+            self._tracks.append(_Track(crop=crop, score=face.score, ident=self._next_track,
                                        smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
 
     def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
@@ -281,7 +284,8 @@ class FaceAnalyzer:
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
             faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints_from_landmarks(points),
-                              score=track.score, landmarks=points, presence=track.presence))
+                              score=track.score, landmarks=points, presence=track.presence,
+                              track=track.ident))
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
 

@@ -20,15 +20,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime import blend
+from realtime import blend, occlusion
 from realtime.faces import mesh_topology as topo
 from realtime.faces.types import Face
 from realtime.frame import Frame
+from realtime.swappers import mesh_look
 
 GRID_PX = 48  # the coarse map has about this many points across the face (≤ 0.4 px error at 720p)
 MIN_FACE_PX = 12  # smaller faces are left alone
 SOURCE_MARGIN = 0.15  # of the face size, kept around the source face crop
 COLOR_TOLERANCE = 1.0  # Lab levels the target's skin statistics may drift before the source is recoloured
+CANON_PX = 32  # canonical texels across the face for the occlusion model
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class MeshSwapOptions:
     feather: float = 0.04
     hole_feather: float = 0.02
     color_match: bool = True
+    shading: bool = True  # the target's light and shade on the source's detail
+    shade_sigma: float = 0.1  # of the face size: what counts as lighting (coarser) vs detail (finer)
+    occlusion: bool = True  # keep what is in front of the target's face
+    clean_source: bool = True  # leave out the source's hair, fringe, glasses and hard shadows
+    two_band: bool = True  # blend the low band over a wider ramp than the high band (no seam)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ class PreparedSource:
     triangles: np.ndarray  # T×3 int32
     mean: np.ndarray
     std: np.ndarray
+    clutter: np.ndarray | None = None  # uint8, crop-sized: 255 where the source is not face
+    canon: Grid | None = None  # the canonical grid over the crop (occlusion texels)
+    layout: occlusion.Layout | None = None
 
 
 def prepare_source(image: np.ndarray, face: Face, options: MeshSwapOptions | None = None) -> PreparedSource:
@@ -82,8 +92,18 @@ def prepare_source(image: np.ndarray, face: Face, options: MeshSwapOptions | Non
     lab = cv2.cvtColor(crop, cv2.COLOR_BGR2Lab)
     face_px = _face_size(local)
     mask = face_mask(local, Grid.over(crop.shape[:2], face_px), face_px, options or MeshSwapOptions())
+    opts = options or MeshSwapOptions()
+    clutter = occlusion.clutter_mask(crop, local, face_px) if opts.clean_source else None
+    if clutter is not None:
+        mask = (mask.astype(np.float32) * (1 - clutter.astype(np.float32) / 255)).astype(np.uint8)
     mean, std = blend.lab_stats(lab, mask)
-    return PreparedSource(bgr=crop, lab=lab, points=local, triangles=topo.triangulate(local), mean=mean, std=std)
+    triangles = topo.triangulate(local)
+    canon = Grid.over(crop.shape[:2], face_px, across=CANON_PX)
+    ids = rasterise_ids(canon.to_grid(local), face.landmarks[:, 2], triangles, (canon.rows, canon.cols),
+                        valid=np.ones(len(triangles), bool))
+    layout = mesh_look.build_layout(canon, ids, local, face_px)
+    return PreparedSource(bgr=crop, lab=lab, points=local, triangles=triangles, mean=mean, std=std,
+                          clutter=clutter, canon=canon, layout=layout)
 
 
 class MeshSwapper:
@@ -99,13 +119,12 @@ class MeshSwapper:
     def __init__(self, *, options: MeshSwapOptions | None = None) -> None:
         self.options = options or MeshSwapOptions()
         self.source: PreparedSource | None = None
-        self._palette: tuple[np.ndarray, np.ndarray] | None = None  # target stats of the cached recolouring
-        self._recoloured: np.ndarray | None = None
+        self._states = mesh_look.FaceStates()
 
     def prepare(self, source_image: np.ndarray, source_face: Face) -> None:
         """Compute the source face's crop, colours, landmarks and triangulation (once per photo)."""
         self.source = prepare_source(source_image, source_face, self.options)
-        self._palette = self._recoloured = None
+        self._states.clear()
 
     def swap(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> None:
         """Swap the source face onto ``face`` in ``image`` (in place, face-sized region only)."""
@@ -130,16 +149,31 @@ class MeshSwapper:
             return None
         local = points - np.array([x0, y0], np.float32)
         grid = Grid.over((y1 - y0, x1 - x0), face_px)
+        state = self._states.get(face.track)
+        source, target = self.source, image[y0:y1, x0:x1]
         with _stage(frame, "blend"):
             alpha = face_mask(local, grid, face_px, self.options)
-            colours = self._source_colours(self.source, image[y0:y1, x0:x1], alpha, grid)
+            colours = self._source_colours(state, source, target, alpha, grid)
         with _stage(frame, "warp"):
-            map_x, map_y = dense_map(self.source.points, local, face.landmarks[:, 2], self.source.triangles, grid)
+            affines = np.concatenate([global_affine(local, source.points)[None],
+                                      triangle_affines(local, source.points, source.triangles)])
+            coarse_x, coarse_y = coarse_map(affines, local, face.landmarks[:, 2], source.triangles, grid)
+            map_x, map_y = grid.upsample(coarse_x), grid.upsample(coarse_y)
             swapped = cv2.remap(colours, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self._finishing():
+            with _stage(frame, "look"):
+                to_target = triangle_affines(source.points, local, source.triangles)
+                warp = mesh_look.Warp(grid=grid, coarse_x=coarse_x, coarse_y=coarse_y, points=local,
+                                      to_target=to_target, face_px=face_px)
+                swapped, alpha = mesh_look.finish(target, swapped, alpha, warp, source, state, self.options)
         return SwapPatch(x=x0, y=y0, image=swapped, alpha=alpha)
 
-    def _source_colours(self, source: PreparedSource, target: np.ndarray, alpha: np.ndarray,
-                        grid: Grid) -> np.ndarray:
+    def _finishing(self) -> bool:
+        o = self.options
+        return o.shading or o.occlusion or o.clean_source or o.two_band
+
+    def _source_colours(self, state: mesh_look.FaceState, source: PreparedSource, target: np.ndarray,
+                        alpha: np.ndarray, grid: Grid) -> np.ndarray:
         """The source crop in BGR, recoloured to ``target``'s skin under ``alpha`` when colour matching."""
         if not self.options.color_match:
             return source.bgr
@@ -148,14 +182,14 @@ class MeshSwapper:
         mean, std = blend.lab_stats(target_lab, alpha[::step, ::step])
         if np.isnan(mean).any() or np.isnan(source.mean).any():
             return source.bgr
-        if self._palette is not None and self._recoloured is not None:
-            old_mean, old_std = self._palette
+        if state.palette is not None and state.recoloured is not None:
+            old_mean, old_std = state.palette
             if max(np.abs(mean - old_mean).max(), np.abs(std - old_std).max()) <= COLOR_TOLERANCE:
-                return self._recoloured
+                return state.recoloured
         lut = blend.transfer_lut(source.mean, source.std, mean, std)
-        self._recoloured = cv2.cvtColor(cv2.LUT(source.lab, lut), cv2.COLOR_Lab2BGR)
-        self._palette = (mean, std)
-        return self._recoloured
+        state.recoloured = cv2.cvtColor(cv2.LUT(source.lab, lut), cv2.COLOR_Lab2BGR)
+        state.palette = (mean, std)
+        return state.recoloured
 
 
 @dataclass(frozen=True)
@@ -169,10 +203,10 @@ class Grid:
     rows: int
 
     @classmethod
-    def over(cls, shape: tuple[int, int], face_px: float) -> Grid:
-        """A grid with about GRID_PX points across a face of ``face_px`` pixels."""
+    def over(cls, shape: tuple[int, int], face_px: float, *, across: int = GRID_PX) -> Grid:
+        """A grid with about ``across`` points across a face of ``face_px`` pixels."""
         height, width = int(shape[0]), int(shape[1])
-        step = max(1, round(face_px / GRID_PX))
+        step = max(1, round(face_px / across))
         return cls(width=width, height=height, cols=-(-width // step), rows=-(-height // step))
 
     @property
@@ -232,12 +266,19 @@ def dense_map(
     least-squares affine map of all points, so the map is defined everywhere.
     """
     affines = np.concatenate([global_affine(dst, src)[None], triangle_affines(dst, src, triangles)])
+    map_x, map_y = coarse_map(affines, dst, depth, triangles, grid)
+    return grid.upsample(map_x), grid.upsample(map_y)
+
+
+def coarse_map(affines: np.ndarray, dst: np.ndarray, depth: np.ndarray, triangles: np.ndarray,
+               grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dense_map` on the grid points only, from its affine maps (the global one first)."""
     ids = rasterise_ids(grid.to_grid(dst), depth, triangles, (grid.rows, grid.cols), valid=affines[1:, 2, 0] > 0)
     xs, ys = grid.centres()
     a = affines[ids].astype(np.float32)
     map_x = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
     map_y = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
-    return grid.upsample(map_x), grid.upsample(map_y)
+    return map_x, map_y
 
 
 def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> np.ndarray:
