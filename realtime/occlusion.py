@@ -53,6 +53,7 @@ class Layout:
     shape: tuple[int, int]
     skin: np.ndarray
     feature: np.ndarray
+    feature_grid: np.ndarray  # float32 on the grid: 1 on eyes, brows and lips (for mapping to the target)
 
 
 def feature_mask(shape: tuple[int, int], points: np.ndarray, grow: float) -> np.ndarray:

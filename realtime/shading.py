@@ -69,5 +69,6 @@ def shade_and_correct(swapped: np.ndarray, log_gain: np.ndarray, low_delta: np.n
     """
     gain = cv2.resize(np.exp(log_gain), size, interpolation=cv2.INTER_LINEAR)
     correction = cv2.resize(low_delta * (1.0 - share)[..., None], size, interpolation=cv2.INTER_LINEAR)
-    out = swapped.astype(np.float32) * gain[..., None] - correction
-    return np.clip(out + np.float32(0.5), 0, 255).astype(np.uint8)
+    out = cv2.multiply(swapped, cv2.merge([gain, gain, gain]), dtype=cv2.CV_32F)
+    # The uint8 conversion rounds and saturates.
+    return np.asarray(cv2.subtract(out, correction, dtype=cv2.CV_8U))

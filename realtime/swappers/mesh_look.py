@@ -94,14 +94,20 @@ def finish(target: np.ndarray, swapped: np.ndarray, alpha: np.ndarray, warp: War
         clutter = cv2.remap(source.clutter, warp.coarse_x, warp.coarse_y, cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         keep *= 1.0 - clutter.astype(np.float32) / 255.0
-    if opts.occlusion and source.canon is not None:
-        keep *= 1.0 - target_occlusion(small_t, warp, source, state, speed)
+    back = None
+    if source.canon is not None and source.layout is not None:
+        # Where each coarse grid point lands on the canonical grid: carries canonical maps to the target.
+        at = source.canon.to_grid(np.stack([warp.coarse_x, warp.coarse_y], axis=-1))
+        back = (np.ascontiguousarray(at[..., 0]), np.ascontiguousarray(at[..., 1]))
+    if opts.occlusion and back is not None:
+        keep *= 1.0 - target_occlusion(small_t, warp, back, source, state, speed)
     alpha_c = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0 * keep
     step = max(grid.scale)
     log_gain = np.zeros(alpha_c.shape, np.float32)
     if opts.shading:
-        features = occlusion.feature_mask(alpha_c.shape, grid.to_grid(warp.points), 0.03 * warp.face_px / step)
-        weight = (alpha_c > 0.5) * keep * (features == 0)
+        weight = (alpha_c > 0.5) * keep
+        if back is not None and source.layout is not None:
+            weight *= 1.0 - _canonical_to_target(source.layout.feature_grid, back)
         log_gain = shading.shading_log_gain(small_t, small_s, weight, opts.shade_sigma * warp.face_px / step)
         log_gain = _smooth_gain(state, log_gain, speed)
     share = np.ones_like(alpha_c)
@@ -116,8 +122,14 @@ def finish(target: np.ndarray, swapped: np.ndarray, alpha: np.ndarray, warp: War
     return image, alpha
 
 
-def target_occlusion(small_t: np.ndarray, warp: Warp, source: PreparedSource, state: FaceState,
-                     speed: float) -> np.ndarray:
+def _canonical_to_target(values: np.ndarray, back: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A canonical-grid float32 map sampled at the coarse target grid's points (0 off the grid)."""
+    return np.asarray(cv2.remap(values, back[0], back[1], cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+
+
+def target_occlusion(small_t: np.ndarray, warp: Warp, back: tuple[np.ndarray, np.ndarray],
+                     source: PreparedSource, state: FaceState, speed: float) -> np.ndarray:
     """Occlusion (0..1) on the coarse grid: the target's texels judged on the canonical layout, then
     carried back to the target through the warp."""
     layout, canon = source.layout, source.canon
@@ -135,9 +147,7 @@ def target_occlusion(small_t: np.ndarray, warp: Warp, source: PreparedSource, st
     texels = cv2.remap(lab, at[None, :, 0].copy(), at[None, :, 1].copy(), cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float32)
     occ = state.occlusion.update(texels, visible, layout, speed)
-    back = canon.to_grid(np.stack([warp.coarse_x, warp.coarse_y], axis=-1))
-    return np.asarray(cv2.remap(occlusion.to_grid(layout, occ), back[..., 0].copy(), back[..., 1].copy(),
-                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+    return _canonical_to_target(occlusion.to_grid(layout, occ), back)
 
 
 def _smooth_gain(state: FaceState, log_gain: np.ndarray, speed: float) -> np.ndarray:
@@ -163,4 +173,5 @@ def build_layout(canon: Grid, ids: np.ndarray, points: np.ndarray, face_px: floa
     features = occlusion.feature_mask(shape, gp, 0.04 * face_px / step) > 0
     return occlusion.Layout(xy=xy, ids=(ids[rows, cols] - 1).astype(np.int64),
                             cells=np.stack([rows, cols], axis=1), shape=shape,
-                            skin=oval[rows, cols] & ~features[rows, cols], feature=features[rows, cols])
+                            skin=oval[rows, cols] & ~features[rows, cols], feature=features[rows, cols],
+                            feature_grid=features.astype(np.float32))
