@@ -12,8 +12,9 @@ however the head moves. Two tests mark a texel as an occluder:
    change). This catches what has skin colour, such as a hand in front of the
    mouth. The model only learns from texels that pass both tests.
 
-Eyes, brows and lips are not tested (they move and differ from skin); they
-count as occluded when the texels around them are. Occlusion shows at once and
+Eyes, brows and lips get only the second test, with more slack (they move,
+and their colour is not skin's); they also count as occluded when the texels
+around them are. Occlusion shows at once and
 fades out over a few frames, so a still face does not shimmer.
 
 Source clutter. A one-time mask over the source's upper face (forehead,
@@ -35,6 +36,7 @@ CHROMA_FLOOR = 3.0  # Lab levels: the least skin chroma spread a test assumes (f
 CHROMA_SIGMAS = (4.0, 6.0)  # occlusion ramps from 0 to 1 between these robust distances
 CHANGE_FLOOR = 6.0  # Lab levels of change a texel may always show (noise, small shading changes)
 CHANGE_SIGMAS = (3.0, 5.0)
+FEATURE_SLACK = 1.5  # eyes, brows and lips must change this much more to count as occluded
 LEARN_RATE = 0.1  # per frame, for the appearance model at rest (faster when the face moves)
 RELEASE = 0.5  # per frame, how fast occlusion fades once the occluder has gone
 RESET_FRACTION = 0.6  # more of the skin than this changed at once: a new scene, relearn
@@ -105,11 +107,11 @@ class OcclusionModel:
         if tested.sum() < 8:
             return np.zeros(len(texels), np.float32)
         occ = self._colour(texels, tested) * tested
-        changed = self._changed(texels, tested, speed)
-        occ = np.maximum(occ, changed * tested)
-        occ = self._tidy(occ, layout)
-        clean = tested & (occ < 0.5)
-        self._learn(texels, clean, speed)
+        watched = visible & (layout.skin | layout.feature)
+        changed = self._changed(texels, tested, watched, layout.feature, speed)
+        raw = np.maximum(occ, changed)
+        occ = self._tidy(raw, layout)
+        self._learn(texels, watched & (np.maximum(raw, occ) < 0.5), speed)
         if self.occlusion is not None and self.occlusion.shape == occ.shape:
             occ = np.maximum(occ, (1 - RELEASE) * self.occlusion)
         self.occlusion = occ
@@ -124,15 +126,17 @@ class OcclusionModel:
         distance = np.sqrt((((texels[:, 1:] - median) / spread) ** 2).sum(axis=1))
         return ramp(distance, *CHROMA_SIGMAS)
 
-    def _changed(self, texels: np.ndarray, tested: np.ndarray, speed: float) -> np.ndarray:
+    def _changed(self, texels: np.ndarray, tested: np.ndarray, watched: np.ndarray, feature: np.ndarray,
+                 speed: float) -> np.ndarray:
         if self.mean is None or self.var is None or self.mean.shape != texels.shape:
             self.mean, self.var = texels.copy(), np.full_like(texels, CHANGE_FLOOR**2)
             return np.zeros(len(texels), np.float32)
         diff = texels - self.mean
         diff -= np.median(diff[tested], axis=0)  # a global exposure or white-balance change is no occluder
         distance = np.sqrt((diff**2 / (self.var + CHANGE_FLOOR**2)).mean(axis=1))
-        slack = 1.0 + 20.0 * speed  # a moving head changes its shading: judge more leniently
-        changed = ramp(distance, CHANGE_SIGMAS[0] * slack, CHANGE_SIGMAS[1] * slack)
+        # A moving head changes its shading, and eyes and lips move on their own: judge those more leniently.
+        slack = (1.0 + 20.0 * speed) * np.where(feature, np.float32(FEATURE_SLACK), np.float32(1))
+        changed = ramp(distance / slack, *CHANGE_SIGMAS) * watched
         if (changed[tested] > 0.5).mean() > RESET_FRACTION:
             self.mean, self.var = texels.copy(), np.full_like(texels, CHANGE_FLOOR**2)
             return np.zeros(len(texels), np.float32)
@@ -145,16 +149,18 @@ class OcclusionModel:
         step = np.where(clean[:, None], rate, np.float32(0))
         diff = texels - self.mean
         self.mean += step * diff
-        self.var += step * (diff**2 - self.var)
+        bound = 9.0 * (self.var + CHANGE_FLOOR**2)  # one outlier must not inflate the spread
+        self.var += step * (np.minimum(diff**2, bound) - self.var)
 
     @staticmethod
     def _tidy(occ: np.ndarray, layout: Layout) -> np.ndarray:
-        """Drop isolated texels, fill the untested features an occluder surrounds, grow by one texel."""
+        """Drop isolated texels, fill the features an occluder surrounds, grow by one texel."""
         grid = np.zeros(layout.shape, np.float32)
         rows, cols = layout.cells[:, 0], layout.cells[:, 1]
         grid[rows, cols] = occ
         small = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-        grid = np.asarray(cv2.morphologyEx(grid, cv2.MORPH_OPEN, small))
+        company = cv2.boxFilter((grid > 0.5).astype(np.float32), -1, (3, 3), normalize=False)
+        grid = np.where(company >= 2, grid, np.float32(0))  # a texel alone is noise
         closed = cv2.morphologyEx(grid, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
         grid = np.where(_cell_mask(layout, layout.feature), np.maximum(grid, closed), grid)
         grid = np.asarray(cv2.dilate(grid, small))
