@@ -34,7 +34,7 @@ from realtime.faces import mesh_topology as topo
 
 CHROMA_FLOOR = 3.0  # Lab levels: the least skin chroma spread a test assumes (flat or grey images)
 CHROMA_SIGMAS = (4.0, 6.0)  # occlusion ramps from 0 to 1 between these robust distances
-CHANGE_FLOOR = 6.0  # Lab levels of change a texel may always show (noise, small shading changes)
+CHANGE_FLOOR = 4.0  # Lab levels of change a texel may always show (noise, small shading changes)
 CHANGE_SIGMAS = (3.0, 5.0)
 FEATURE_SLACK = 1.5  # eyes, brows and lips must change this much more to count as occluded
 LEARN_RATE = 0.1  # per frame, for the appearance model at rest (faster when the face moves)
@@ -133,7 +133,7 @@ class OcclusionModel:
             return np.zeros(len(texels), np.float32)
         diff = texels - self.mean
         diff -= np.median(diff[tested], axis=0)  # a global exposure or white-balance change is no occluder
-        distance = np.sqrt((diff**2 / (self.var + CHANGE_FLOOR**2)).mean(axis=1))
+        distance = np.sqrt((diff**2 / (self.var + CHANGE_FLOOR**2)).sum(axis=1))
         # A moving head changes its shading, and eyes and lips move on their own: judge those more leniently.
         slack = (1.0 + 20.0 * speed) * np.where(feature, np.float32(FEATURE_SLACK), np.float32(1))
         changed = ramp(distance / slack, *CHANGE_SIGMAS) * watched

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 VISIBLE_AREA = 0.3  # a texel whose triangle shrank below this share of the typical one faces away
 BAND_SIGMA = 0.05  # of the face size: the low band's extra ramp inside the mask
-GAIN_RATE = 0.3  # per frame, at rest, for the shading field (1 when the face moves)
+GAIN_RATE = 0.2  # per frame, at rest, for the shading field (1 when the face moves)
 MAX_STATES = 16
 
 
@@ -154,7 +154,7 @@ def _smooth_gain(state: FaceState, log_gain: np.ndarray, speed: float) -> np.nda
     """Exponential smoothing of the shading field at rest; a moving face takes the new field at once."""
     previous = state.log_gain
     if previous is not None and previous.shape == log_gain.shape:
-        rate = np.float32(min(1.0, GAIN_RATE + 50.0 * speed))
+        rate = np.float32(min(1.0, GAIN_RATE + 20.0 * speed))
         log_gain = previous + rate * (log_gain - previous)
     state.log_gain = log_gain
     return log_gain
