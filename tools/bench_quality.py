@@ -8,7 +8,9 @@
     (1.0 ideal), averaged over three source/target pairs.
 (b) occluders kept: objects and skin-toned shapes drawn over the target's
     lower face after a second of clean video; the share of occluder pixels
-    inside the face oval left within OCCLUDER_TOLERANCE of the input.
+    inside the face oval left within OCCLUDER_TOLERANCE of the input. Its guard,
+    ``moving_swapped_share``: the share of the face the swap still changes on a
+    moving clip with no occluder (a swap that kept everything would score 0).
 (c) flicker: mean absolute frame-to-frame change inside the face oval on a
     still clip with sensor noise (the input's own figure for reference).
 (d) seam: gradient energy in the mask's soft edge, output over target (1.0 =
@@ -186,6 +188,31 @@ def flicker(analyzer: FaceAnalyzer, swapper: MeshSwapper, target: np.ndarray, fa
     return mean_change(outs), mean_change(clip)
 
 
+def moving_coverage(analyzer: FaceAnalyzer, swapper: MeshSwapper, target: np.ndarray, face: Face,
+                    rng: np.random.Generator, frames: int) -> float:
+    """Guard for (b): on a clip of the target panning, zooming and tilting (no occluder), the share of the
+    face oval (mouth and eyes included) the swap covers (alpha > 50 %), averaged over frames. A swap
+    that took everything for an occluder would keep (b) at 1.0 but score 0 here."""
+    h, w = target.shape[:2]
+    centre = (float(face.box[0] + face.box[2]) / 2, float(face.box[1] + face.box[3]) / 2)
+    analyzer.reset()
+    shares = []
+    for i in range(frames):
+        phase = 2 * np.pi * i / frames
+        matrix = cv2.getRotationMatrix2D(centre, 6 * np.sin(phase), 1 + 0.08 * np.sin(2 * phase))
+        matrix[0, 2] += 0.06 * w * np.sin(phase)
+        image = noisy(cv2.warpAffine(target, matrix, (w, h), borderMode=cv2.BORDER_REFLECT), rng)
+        for found in analyzer.track(image, timestamp_s=i / FPS)[:1]:
+            patch = swapper.render(image, found)
+            if patch is None or found.landmarks is None:
+                continue
+            alpha = np.zeros((h, w), np.uint8)
+            ph, pw = patch.alpha.shape
+            alpha[patch.y : patch.y + ph, patch.x : patch.x + pw] = patch.alpha
+            shares.append(float((alpha[oval_mask((h, w), found.landmarks[:, :2]) > 0] > 128).mean()))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
 def seam(swapper: MeshSwapper, target: np.ndarray, face: Face) -> float:
     """(d): Sobel gradient energy of the output over the target's, in the mask's soft edge."""
     patch = swapper.render(target, face)
@@ -240,6 +267,8 @@ def measure(options: MeshSwapOptions, analyzer: FaceAnalyzer, images: list[np.nd
         for name, share in occluders_kept(analyzer, swappers[s], images[t], faces[t], rng,
                                           warmup=10 if quick else 30).items():
             kept.setdefault(name, []).append(share)
+    coverage = [moving_coverage(analyzer, swappers[s], images[t], faces[t], rng, 10 if quick else 30)
+                for s, t in PAIRS[: 1 if quick else 3]]
     s, t = PAIRS[0]
     flick = flicker(analyzer, swappers[s], images[t], faces[t], rng, 15 if quick else 45)
     seams = [seam(swappers[s], images[t], faces[t]) for s, t in PAIRS]
@@ -248,6 +277,7 @@ def measure(options: MeshSwapOptions, analyzer: FaceAnalyzer, images: list[np.nd
         "lighting_ratio_mean": round(float(np.mean(lighting)), 3),
         "occluders_kept": {k: round(float(np.mean(v)), 3) for k, v in kept.items()},
         "occluders_kept_mean": round(float(np.mean([np.mean(v) for v in kept.values()])), 3),
+        "moving_swapped_share": round(float(np.mean(coverage)), 3),
         "flicker_output": round(flick[0], 3), "flicker_input": round(flick[1], 3),
         "seam": [round(v, 3) for v in seams], "seam_mean": round(float(np.mean(seams)), 3),
         "cost_ms": stage_cost(analyzer, swappers[PAIRS[1][0]], 15 if quick else 60),

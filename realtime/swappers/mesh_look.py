@@ -32,7 +32,7 @@ class FaceState:
     palette: tuple[np.ndarray, np.ndarray] | None = None  # target Lab stats of the cached recolouring
     recoloured: np.ndarray | None = None
     points: np.ndarray | None = None  # last frame's landmarks (for its speed)
-    log_gain: np.ndarray | None = None
+    smoothed: dict[str, np.ndarray] = field(default_factory=dict)  # coarse fields, smoothed at rest
     occlusion: occlusion.OcclusionModel = field(default_factory=occlusion.OcclusionModel)
 
     def speed(self, points: np.ndarray, face_px: float) -> float:
@@ -109,13 +109,13 @@ def finish(target: np.ndarray, swapped: np.ndarray, alpha: np.ndarray, warp: War
         if back is not None and source.layout is not None:
             weight *= 1.0 - _canonical_to_target(source.layout.feature_grid, back)
         log_gain = shading.shading_log_gain(small_t, small_s, weight, opts.shade_sigma * warp.face_px / step)
-        log_gain = _smooth_gain(state, log_gain, speed)
+        log_gain = _smooth(state, "gain", log_gain, speed)
     share = np.ones_like(alpha_c)
     low_delta = np.zeros((grid.rows, grid.cols, 3), np.float32)
     if opts.two_band:
         share = shading.low_band_share(alpha_c, BAND_SIGMA * warp.face_px / step)
         shaded = small_s.astype(np.float32) * np.exp(log_gain)[..., None]
-        low_delta = shaded - small_t.astype(np.float32)
+        low_delta = _smooth(state, "low band", shaded - small_t.astype(np.float32), speed)
     image = shading.shade_and_correct(swapped, log_gain, low_delta, share, (grid.width, grid.height))
     if keep.min() < 1.0:
         alpha = (alpha.astype(np.float32) * grid.upsample(keep) + 0.5).astype(np.uint8)
@@ -150,14 +150,14 @@ def target_occlusion(small_t: np.ndarray, warp: Warp, back: tuple[np.ndarray, np
     return _canonical_to_target(occlusion.to_grid(layout, occ), back)
 
 
-def _smooth_gain(state: FaceState, log_gain: np.ndarray, speed: float) -> np.ndarray:
-    """Exponential smoothing of the shading field at rest; a moving face takes the new field at once."""
-    previous = state.log_gain
-    if previous is not None and previous.shape == log_gain.shape:
+def _smooth(state: FaceState, name: str, field: np.ndarray, speed: float) -> np.ndarray:
+    """Exponential smoothing of a coarse field at rest; a moving face takes the new field (almost) at once."""
+    previous = state.smoothed.get(name)
+    if previous is not None and previous.shape == field.shape:
         rate = np.float32(min(1.0, GAIN_RATE + 20.0 * speed))
-        log_gain = previous + rate * (log_gain - previous)
-    state.log_gain = log_gain
-    return log_gain
+        field = previous + rate * (field - previous)
+    state.smoothed[name] = field
+    return field
 
 
 def build_layout(canon: Grid, ids: np.ndarray, points: np.ndarray, face_px: float) -> occlusion.Layout:
