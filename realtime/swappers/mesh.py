@@ -164,7 +164,7 @@ class MeshSwapper:
             with _stage(frame, "look"):
                 to_target = invert_affines(per_triangle)
                 warp = mesh_look.Warp(grid=grid, coarse_x=coarse_x, coarse_y=coarse_y, points=local,
-                                      to_target=to_target, face_px=face_px)
+                                      to_target=to_target, face_px=face_px, origin=(x0, y0))
                 swapped, alpha = mesh_look.finish(target, swapped, alpha, warp, source, state, self.options)
         return SwapPatch(x=x0, y=y0, image=swapped, alpha=alpha)
 

@@ -23,6 +23,7 @@ VISIBLE_AREA = 0.3  # a texel whose triangle shrank below this share of the typi
 BAND_SIGMA = 0.05  # of the face size: the low band's extra ramp inside the mask
 GAIN_RATE = 0.2  # per frame, at rest, for the shading field (1 when the face moves)
 MAX_STATES = 16
+STEADY_SPEED = 0.004  # face sizes per frame: below it a face counts as at rest (landmark jitter is ~0.001)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class FaceState:
     recoloured: np.ndarray | None = None
     points: np.ndarray | None = None  # last frame's landmarks (for its speed)
     smoothed: dict[str, np.ndarray] = field(default_factory=dict)  # coarse fields, smoothed at rest
+    patch: tuple[tuple[int, int], np.ndarray] | None = None  # last region origin and swapped image
     occlusion: occlusion.OcclusionModel = field(default_factory=occlusion.OcclusionModel)
 
     def speed(self, points: np.ndarray, face_px: float) -> float:
@@ -78,6 +80,7 @@ class Warp:
     points: np.ndarray
     to_target: np.ndarray
     face_px: float
+    origin: tuple[int, int] = (0, 0)  # the region's top-left corner in the frame
 
 
 def finish(target: np.ndarray, swapped: np.ndarray, alpha: np.ndarray, warp: Warp, source: PreparedSource,
@@ -117,6 +120,7 @@ def finish(target: np.ndarray, swapped: np.ndarray, alpha: np.ndarray, warp: War
         shaded = small_s.astype(np.float32) * np.exp(log_gain)[..., None]
         low_delta = _smooth(state, "low band", shaded - small_t.astype(np.float32), speed)
     image = shading.shade_and_correct(swapped, log_gain, low_delta, share, (grid.width, grid.height))
+    image = _steady(state, image, warp.origin, speed)
     if keep.min() < 1.0:
         alpha = (alpha.astype(np.float32) * grid.upsample(keep) + 0.5).astype(np.uint8)
     return image, alpha
@@ -148,6 +152,19 @@ def target_occlusion(small_t: np.ndarray, warp: Warp, back: tuple[np.ndarray, np
                        borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float32)
     occ = state.occlusion.update(texels, visible, layout, speed)
     return _canonical_to_target(occlusion.to_grid(layout, occ), back)
+
+
+def _steady(state: FaceState, image: np.ndarray, origin: tuple[int, int], speed: float) -> np.ndarray:
+    """On a face at rest (landmarks moving less than STEADY_SPEED), average the swapped region with the
+    last frame's, which damps the shimmer landmark jitter leaves; any motion passes straight through."""
+    last = state.patch
+    state.patch = (origin, image)
+    if last is None or last[0] != origin or last[1].shape != image.shape or speed >= STEADY_SPEED:
+        return image
+    weight = 0.5 + 0.5 * speed / STEADY_SPEED
+    steady = np.asarray(cv2.addWeighted(image, weight, last[1], 1.0 - weight, 0.0))
+    state.patch = (origin, steady)
+    return steady
 
 
 def _smooth(state: FaceState, name: str, field: np.ndarray, speed: float) -> np.ndarray:
