@@ -118,7 +118,8 @@ class OcclusionModel:
         return occ
 
     def _colour(self, texels: np.ndarray, tested: np.ndarray) -> np.ndarray:
-        median, spread = robust_stats(texels[tested, 1:], CHROMA_FLOOR)
+        chroma = texels[tested, 1:]
+        median, spread = robust_stats(chroma, CHROMA_FLOOR)
         if self.chroma is not None:
             median = self.chroma[0] + LEARN_RATE * (median - self.chroma[0])
             spread = self.chroma[1] + LEARN_RATE * (spread - self.chroma[1])
@@ -196,9 +197,7 @@ def clutter_mask(bgr: np.ndarray, points: np.ndarray, face_px: float) -> np.ndar
     upper = np.zeros(shape, bool)
     upper[: max(0, int(points[topo.NOSE_BOTTOM, 1])), :] = True
     clutter = ((chroma > CLUTTER_SIGMAS) | (dark > CLUTTER_SIGMAS)) & skin & upper
-    mask = clutter.astype(np.uint8) * 255
-    small = max(3, 2 * round(0.01 * face_px) + 1)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (small, small)))
+    mask = cv2.medianBlur(clutter.astype(np.uint8) * 255, 3)  # drops single pixels, keeps strands of hair
     grow = 2 * round(0.02 * face_px) + 1
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
     return np.asarray(cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.01 * face_px)))
