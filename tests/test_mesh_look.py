@@ -234,7 +234,7 @@ def test_smoothing_settles_on_a_still_face(analyzer: FaceAnalyzer, photos: dict[
     gain = state.smoothed["gain"].copy()
     swap.swap(out, face_now)
     step = np.abs(state.smoothed["gain"] - gain)
-    assert step.mean() < 0.003 and step.max() < 0.05  # the shading field has settled (its range is ±1.1)
+    assert step.mean() < 0.003 and step.max() < 0.1  # the shading field has settled (its range is ±1.1)
 
 
 # ---------------------------------------------------------------- pieces

@@ -41,6 +41,7 @@ from realtime.faces.landmarks import (
     keypoints_from_landmarks,
 )
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
+from realtime.faces.still import STILL_REUSE, StillCheck
 from realtime.faces.types import Face
 from realtime.frame import Frame
 from realtime.models import model_path
@@ -64,6 +65,7 @@ class _Track:
     presence: float = 0.0
     seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
     ident: int = -1  # stable id, passed on as Face.track (swappers keep per-face state by it)
+    still: StillCheck = field(default_factory=StillCheck)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class TrackerOptions:
     """``max_faces``: faces followed, largest first; ``redetect_every``: frames between detector runs
     while tracking; ``presence_threshold``: a track whose mesh presence falls below it is dropped and
     the detector runs at once; ``smoothing``: One Euro filter on the landmarks (None = off);
-    ``background_check``: run the periodic check (all slots tracked) on its own thread."""
+    ``background_check``: run the periodic check (all slots tracked) on its own thread; ``reuse_still``: frames
+    in a row a resting face keeps its landmarks when several share the frame time (faces/still.py; 0 = never)."""
 
     max_faces: int = 1
     redetect_every: int = 30
@@ -80,6 +83,7 @@ class TrackerOptions:
     still_size: int = STILL_SIZE
     smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
     background_check: bool = False
+    reuse_still: int = STILL_REUSE
 
     def __post_init__(self) -> None:
         if self.max_faces < 1:
@@ -269,18 +273,30 @@ class FaceAnalyzer:
         self._tracks = kept
 
     def _run_mesh(self, image: np.ndarray, track: _Track) -> None:
-        track.points, track.presence = self.mesh.landmarks(image, track.crop)
-        if track.seen < 0 and track.presence >= self.options.presence_threshold:
+        limit, ok = (self.options.reuse_still if len(self._tracks) > 1 else 0), self.options.presence_threshold
+        still = limit > 0 and track.seen >= 0 and track.still.matches(image, track.crop)
+        track.seen, seen = self._frame_no, track.seen
+        if still and track.still.reuse(limit):
+            return
+        points, track.presence = self.mesh.landmarks(image, track.crop)
+        if still and track.presence >= ok and (settled := track.still.settle(points)) is not None:
+            track.points = settled
+            return
+        track.points = points
+        if seen < 0 and track.presence >= self.options.presence_threshold:
             # A new track's crop comes from the detector box, which the mesh was not trained on: a
             # second pass on the landmark crop saves several frames of settling.
             track.points, track.presence = self.mesh.landmarks(image, crop_from_landmarks(track.points))
-        track.seen = self._frame_no
+        if limit > 0 and track.presence >= ok:
+            track.still.restart(image, crop_from_landmarks(track.points), track.points)
 
     def _faces(self, timestamp_s: float) -> list[Face]:
         faces = []
         for track in self._tracks:
             points = track.points
             if self.options.smoothing is not None:
+                if track.still.count > 1:
+                    track.smoother.reset()  # at rest the average of the mesh runs is smoother still: seed it
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
             faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints_from_landmarks(points),
