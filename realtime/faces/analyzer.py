@@ -288,7 +288,7 @@ class FaceAnalyzer:
             # second pass on the landmark crop saves several frames of settling.
             track.points, track.presence = self.mesh.landmarks(image, crop_from_landmarks(track.points))
         if limit > 0 and track.presence >= ok:
-            track.still.restart(image, crop_from_landmarks(track.points), track.points)
+            track.still.restart(image, crop_from_landmarks(track.points), track.points, track.ident % (limit + 1))
 
     def _faces(self, timestamp_s: float) -> list[Face]:
         faces = []

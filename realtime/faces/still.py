@@ -70,7 +70,8 @@ class StillCheck:
         self.reused = 0
         return self.mean.astype(np.float32)
 
-    def restart(self, image: np.ndarray, crop: CropBox, points: np.ndarray) -> None:
-        """The face moved (or is new): ``crop`` in ``image`` is the new reference, ``points`` the first run."""
-        self.thumb, self.reused = thumbnail(image, crop), 0
+    def restart(self, image: np.ndarray, crop: CropBox, points: np.ndarray, phase: int = 0) -> None:
+        """The face moved (or is new): ``crop`` in ``image`` is the new reference, ``points`` the first run.
+        ``phase`` counts as reuses already made, so faces found together are meshed on different frames."""
+        self.thumb, self.reused = thumbnail(image, crop), phase
         self.mean, self.count = points.astype(np.float64), 1
