@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 LOG_OFFSET = 8.0  # keeps the log of dark pixels from amplifying their noise
-MAX_GAIN = 3.0  # shading never scales a pixel by more than this (or less than its inverse)
+MAX_GAIN = 1.6  # shading scales a pixel by at most this (or its inverse) relative to the face's overall gain
 MIN_SUPPORT = 0.05  # of the largest weight sum: below it a grid point has no skin near enough to judge
 
 
@@ -45,9 +45,15 @@ def shading_log_gain(target: np.ndarray, source: np.ndarray, weight: np.ndarray,
     is too little skin nearby to tell."""
     low_t, den = weighted_lowpass(log_luminance(target), weight, sigma)
     low_s, _ = weighted_lowpass(log_luminance(source), weight, sigma)
-    limit = np.float32(math.log(MAX_GAIN))
-    gain = np.clip(low_t - low_s, -limit, limit)
     support = den >= MIN_SUPPORT * max(float(den.max()), 1e-6)
+    if not support.any():
+        return np.zeros_like(low_t)
+    gain = low_t - low_s
+    # The Lab match has set the overall level: the shading only moves light around it, and within bounds,
+    # so a shadow in the source is not lifted so far that the highlight next to it burns out.
+    level = np.float32(np.median(gain[support & (weight > 0)])) if (support & (weight > 0)).any() else np.float32(0)
+    limit = np.float32(math.log(MAX_GAIN))
+    gain = level + np.clip(gain - level, -limit, limit)
     return np.where(support, gain, np.float32(0)).astype(np.float32)
 
 

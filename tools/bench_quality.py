@@ -1,6 +1,7 @@
 """Quality figures of the mesh swap that need no human judge, before and after the finishing steps.
 
     python tools/bench_quality.py [--json out/quality.json] [--quick]
+    python tools/bench_quality.py --sheet docs/contact_sheet_finishing.jpg
 
 (a) lighting ratio: one source swapped onto a left-lit and a right-lit copy of
     a target; the difference of the outputs' horizontal log-luminance slopes
@@ -36,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from contact_sheet import SUBJECTS, load_subject
+from contact_sheet import SUBJECTS, face_cell, label, load_subject, write_jpeg
 
 from realtime.blend import composite
 from realtime.faces import mesh_topology as topo
@@ -284,15 +285,48 @@ def measure(options: MeshSwapOptions, analyzer: FaceAnalyzer, images: list[np.nd
     }
 
 
+def sheet(analyzer: FaceAnalyzer, images: list[np.ndarray], faces: list[Face], cell: int) -> np.ndarray:
+    """Contact sheet, one row per pair: the target, the swap before and after; then the target lit from
+    the left with a hand in its own skin tone over the mouth (after a second of clean video), before
+    and after."""
+    titles = ["target", "before", "after", "lit + hand", "before", "after"]
+    rows = [np.hstack([label(cell, t) for t in titles])]
+    for s, t in PAIRS:
+        target, face = images[t], faces[t]
+        lit_target = lit(target, face, -1.0)
+        lit_face = analyzer.analyze_still(lit_target)[0]
+        hand = dict(occluders(lit_target, lit_face))["hand (target's own skin)"]
+        cells = [face_cell(target, face, cell)]
+        for options in (BEFORE, AFTER):
+            swapper = MeshSwapper(options=options)
+            swapper.prepare(images[s], faces[s])
+            out = target.copy()
+            swapper.swap(out, face)
+            cells.append(face_cell(out, face, cell))
+        cells.append(face_cell(hand, face, cell))
+        for options in (BEFORE, AFTER):
+            swapper = MeshSwapper(options=options)
+            swapper.prepare(images[s], faces[s])
+            outs = run_clip(analyzer, swapper, [lit_target] * 10 + [hand] * 2)
+            cells.append(face_cell(outs[-1], face, cell))
+        rows.append(np.hstack(cells))
+    return np.vstack(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: measure before and after, print and optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--quick", action="store_true", help="fewer frames and pairs (a smoke run)")
+    parser.add_argument("--sheet", type=Path, help="write the before/after contact sheet here instead")
     args = parser.parse_args(argv)
     analyzer = FaceAnalyzer.open()
     images = [load_subject(s) for s in SUBJECTS]
     faces = [analyzer.analyze_still(image)[0] for image in images]
+    if args.sheet:
+        size = write_jpeg(args.sheet, sheet(analyzer, images, faces, 180))
+        print(f"wrote {args.sheet}: {size // 1024} KB")
+        return 0
     report = {"before": measure(BEFORE, analyzer, images, faces, args.quick),
               "after": measure(AFTER, analyzer, images, faces, args.quick)}
     text = json.dumps(report, indent=2)

@@ -44,7 +44,7 @@ class MeshSwapOptions:
     hole_feather: float = 0.02
     color_match: bool = True
     shading: bool = True  # the target's light and shade on the source's detail
-    shade_sigma: float = 0.1  # of the face size: what counts as lighting (coarser) vs detail (finer)
+    shade_sigma: float = 0.15  # of the face size: what counts as lighting (coarser) vs detail (finer)
     occlusion: bool = True  # keep what is in front of the target's face
     clean_source: bool = True  # leave out the source's hair, fringe, glasses and hard shadows
     two_band: bool = True  # blend the low band over a wider ramp than the high band (no seam)
