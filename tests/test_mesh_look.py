@@ -269,3 +269,17 @@ def test_modules_stay_small() -> None:
     for name in ("realtime/swappers/mesh.py", "realtime/swappers/mesh_look.py", "realtime/occlusion.py",
                  "realtime/shading.py", "tools/bench_quality.py"):
         assert len((root / name).read_text().splitlines()) < 400, name
+
+
+def test_a_face_at_rest_reuses_its_warp_with_the_same_result(photos: dict[str, np.ndarray],
+                                                             faces: dict[str, Face]) -> None:
+    target, face = photos["newton"], replace(faces["newton"], track=7)
+    cached, fresh = swapper(photos, faces, "gauss"), swapper(photos, faces, "gauss")
+    for swap in (cached, fresh):
+        swap.render(target, face)
+    state = fresh._states.get(7)
+    state.warp = None  # the fresh one computes its warp again
+    first, second = cached.render(target, face), fresh.render(target, face)
+    assert first is not None and second is not None
+    assert cached._states.get(7).warp is not None and cached._states.get(7).warp.swapped is not None
+    assert np.array_equal(first.image, second.image) and np.array_equal(first.alpha, second.alpha)

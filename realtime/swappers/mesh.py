@@ -25,6 +25,7 @@ from realtime.faces import mesh_topology as topo
 from realtime.faces.types import Face
 from realtime.frame import Frame
 from realtime.swappers import mesh_look
+from realtime.swappers.mesh_look import invert_affines  # noqa: F401  (part of this module's API)
 
 GRID_PX = 48  # the coarse map has about this many points across the face (≤ 0.4 px error at 720p)
 MIN_FACE_PX = 12  # smaller faces are left alone
@@ -151,20 +152,26 @@ class MeshSwapper:
         grid = Grid.over((y1 - y0, x1 - x0), face_px)
         state = self._states.get(face.track)
         source, target = self.source, image[y0:y1, x0:x1]
+        key = (x0, y0, x1, y1, face.landmarks.tobytes())
+        cached = state.warp if state.warp is not None and state.warp.key == key else None
         with _stage(frame, "blend"):
-            alpha = face_mask(local, grid, face_px, self.options)
+            alpha = cached.alpha if cached else face_mask(local, grid, face_px, self.options)
             colours = self._source_colours(state, source, target, alpha, grid)
-        with _stage(frame, "warp"):
-            per_triangle = triangle_affines(local, source.points, source.triangles)
-            affines = np.concatenate([global_affine(local, source.points)[None], per_triangle])
-            coarse_x, coarse_y = coarse_map(affines, local, face.landmarks[:, 2], source.triangles, grid)
-            map_x, map_y = grid.upsample(coarse_x), grid.upsample(coarse_y)
-            swapped = cv2.remap(colours, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if cached and cached.colours is colours:  # a face at rest keeps its landmarks: the warp is the same
+            swapped, warp = cached.swapped, cached.warp
+        else:
+            with _stage(frame, "warp"):
+                per_triangle = triangle_affines(local, source.points, source.triangles)
+                affines = np.concatenate([global_affine(local, source.points)[None], per_triangle])
+                coarse_x, coarse_y = coarse_map(affines, local, face.landmarks[:, 2], source.triangles, grid)
+                map_x, map_y = grid.upsample(coarse_x), grid.upsample(coarse_y)
+                swapped = cv2.remap(colours, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                warp = mesh_look.Warp(grid=grid, coarse_x=coarse_x, coarse_y=coarse_y, points=local,
+                                      to_target=mesh_look.invert_affines(per_triangle), face_px=face_px,
+                                      origin=(x0, y0))
+            state.warp = mesh_look.CachedWarp(key, colours, alpha, swapped, warp)
         if self._finishing():
             with _stage(frame, "look"):
-                to_target = invert_affines(per_triangle)
-                warp = mesh_look.Warp(grid=grid, coarse_x=coarse_x, coarse_y=coarse_y, points=local,
-                                      to_target=to_target, face_px=face_px, origin=(x0, y0))
                 swapped, alpha = mesh_look.finish(target, swapped, alpha, warp, source, state, self.options)
         return SwapPatch(x=x0, y=y0, image=swapped, alpha=alpha)
 
@@ -301,23 +308,6 @@ def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) ->
         out[:, row, 0] = (f1[:, row] * e2[:, 1] - f2[:, row] * e1[:, 1]) * inv_det
         out[:, row, 1] = (f2[:, row] * e1[:, 0] - f1[:, row] * e2[:, 0]) * inv_det
         out[:, row, 2] = s[:, 0, row] - out[:, row, 0] * d[:, 0, 0] - out[:, row, 1] * d[:, 0, 1]
-    out[:, 2, 0] = valid
-    out[:, 2, 2] = 1.0
-    return out
-
-
-def invert_affines(affines: np.ndarray) -> np.ndarray:
-    """The inverse of each T×3×3 map from :func:`triangle_affines` (same layout; invalid stays invalid)."""
-    a, b, c, d = affines[:, 0, 0], affines[:, 0, 1], affines[:, 1, 0], affines[:, 1, 1]
-    det = a * d - b * c
-    valid = (affines[:, 2, 0] > 0) & (np.abs(det) > 1e-12)
-    inv_det = np.where(valid, 1.0 / np.where(valid, det, 1.0), 0.0)
-    out = np.zeros_like(affines)
-    out[:, 0, 0], out[:, 0, 1] = d * inv_det, -b * inv_det
-    out[:, 1, 0], out[:, 1, 1] = -c * inv_det, a * inv_det
-    tx, ty = affines[:, 0, 2], affines[:, 1, 2]
-    out[:, 0, 2] = -(out[:, 0, 0] * tx + out[:, 0, 1] * ty)
-    out[:, 1, 2] = -(out[:, 1, 0] * tx + out[:, 1, 1] * ty)
     out[:, 2, 0] = valid
     out[:, 2, 2] = 1.0
     return out

@@ -35,6 +35,7 @@ class FaceState:
     points: np.ndarray | None = None  # last frame's landmarks (for its speed)
     smoothed: dict[str, np.ndarray] = field(default_factory=dict)  # coarse fields, smoothed at rest
     patch: tuple[tuple[int, int], np.ndarray] | None = None  # last region origin and swapped image
+    warp: CachedWarp | None = None  # the last frame's warp (reused while the landmarks stay the same)
     occlusion: occlusion.OcclusionModel = field(default_factory=occlusion.OcclusionModel)
 
     def speed(self, points: np.ndarray, face_px: float) -> float:
@@ -81,6 +82,17 @@ class Warp:
     to_target: np.ndarray
     face_px: float
     origin: tuple[int, int] = (0, 0)  # the region's top-left corner in the frame
+
+
+@dataclass(frozen=True)
+class CachedWarp:
+    """A face's warp for one region and landmark set (``key``) and one recoloured source (``colours``)."""
+
+    key: tuple[int, int, int, int, bytes]
+    colours: np.ndarray
+    alpha: np.ndarray
+    swapped: np.ndarray
+    warp: Warp
 
 
 def finish(target: np.ndarray, swapped: np.ndarray, alpha: np.ndarray, warp: Warp, source: PreparedSource,
@@ -175,6 +187,23 @@ def _smooth(state: FaceState, name: str, field: np.ndarray, speed: float) -> np.
         field = previous + rate * (field - previous)
     state.smoothed[name] = field
     return field
+
+
+def invert_affines(affines: np.ndarray) -> np.ndarray:
+    """The inverse of each T×3×3 map from :func:`triangle_affines` (same layout; invalid stays invalid)."""
+    a, b, c, d = affines[:, 0, 0], affines[:, 0, 1], affines[:, 1, 0], affines[:, 1, 1]
+    det = a * d - b * c
+    valid = (affines[:, 2, 0] > 0) & (np.abs(det) > 1e-12)
+    inv_det = np.where(valid, 1.0 / np.where(valid, det, 1.0), 0.0)
+    out = np.zeros_like(affines)
+    out[:, 0, 0], out[:, 0, 1] = d * inv_det, -b * inv_det
+    out[:, 1, 0], out[:, 1, 1] = -c * inv_det, a * inv_det
+    tx, ty = affines[:, 0, 2], affines[:, 1, 2]
+    out[:, 0, 2] = -(out[:, 0, 0] * tx + out[:, 0, 1] * ty)
+    out[:, 1, 2] = -(out[:, 1, 0] * tx + out[:, 1, 1] * ty)
+    out[:, 2, 0] = valid
+    out[:, 2, 2] = 1.0
+    return out
 
 
 def build_layout(canon: Grid, ids: np.ndarray, points: np.ndarray, face_px: float) -> occlusion.Layout:
