@@ -295,7 +295,7 @@ class FaceAnalyzer:
         for track in self._tracks:
             points = track.points
             if self.options.smoothing is not None:
-                if track.still.count > 1:
+                if track.still.count > 1 and len(self._tracks) > 1:
                     track.smoother.reset()  # at rest the average of the mesh runs is smoother still: seed it
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
