@@ -283,3 +283,16 @@ def test_a_face_at_rest_reuses_its_warp_with_the_same_result(photos: dict[str, n
     assert first is not None and second is not None
     assert cached._states.get(7).warp is not None and cached._states.get(7).warp.swapped is not None
     assert np.array_equal(first.image, second.image) and np.array_equal(first.alpha, second.alpha)
+
+
+def test_lips_moving_in_a_still_head_count_as_motion(faces: dict[str, Face]) -> None:
+    from realtime.swappers.mesh_look import STEADY_SPEED, FaceState
+
+    points = faces["newton"].landmarks[:, :2].copy()  # type: ignore[index]
+    state = FaceState()
+    size = float(np.ptp(points[:, 0]))
+    state.speed(points, size)
+    assert state.speed(points + 0.05, size) < STEADY_SPEED  # sub-pixel jitter: at rest
+    talking = points.copy()
+    talking[list(topo.LIPS_OUTER + topo.LIPS_INNER), 1] += 3.0  # the lips move 3 px, the head does not
+    assert state.speed(talking, size) >= STEADY_SPEED  # so the swapped region is not averaged over frames

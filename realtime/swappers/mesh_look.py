@@ -39,12 +39,13 @@ class FaceState:
     occlusion: occlusion.OcclusionModel = field(default_factory=occlusion.OcclusionModel)
 
     def speed(self, points: np.ndarray, face_px: float) -> float:
-        """Mean landmark motion since the last frame in face sizes (large for a new face); remembers
-        ``points``."""
+        """Landmark motion since the last frame (95th percentile over the points) in face sizes, large for
+        a new face; remembers ``points``."""
         last, self.points = self.points, points.copy()
         if last is None or last.shape != points.shape:
             return 1.0
-        return float(np.linalg.norm(points - last, axis=1).mean() / max(face_px, 1.0))
+        # A high percentile, not the mean: lips moving in a still head are motion too.
+        return float(np.percentile(np.linalg.norm(points - last, axis=1), 95) / max(face_px, 1.0))
 
 
 class FaceStates:
@@ -173,7 +174,7 @@ def _steady(state: FaceState, image: np.ndarray, origin: tuple[int, int], speed:
     state.patch = (origin, image)
     if last is None or last[0] != origin or last[1].shape != image.shape or speed >= STEADY_SPEED:
         return image
-    weight = 0.5 + 0.5 * speed / STEADY_SPEED
+    weight = 0.25 + 0.75 * speed / STEADY_SPEED
     steady = np.asarray(cv2.addWeighted(image, weight, last[1], 1.0 - weight, 0.0))
     state.patch = (origin, steady)
     return steady
