@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,9 @@ from realtime.faces.landmarks import (
     crop_from_landmarks,
 )
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
+from realtime.faces.still import STILL_REUSE, StillCheck
 from realtime.faces.types import Face
-from realtime.frame import Frame
+from realtime.frame import Frame, maybe_stage
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class _Track:
     seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
     detected: np.ndarray | None = None  # SCRFD keypoints of this frame, to fit ``offsets`` on (faces/keypoints.py)
     offsets: np.ndarray | None = None  # mesh anchors → SCRFD's keypoints, in the face's frame
+    ident: int = -1  # stable id, passed on as Face.track (swappers keep per-face state by it)
+    still: StillCheck = field(default_factory=StillCheck)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class TrackerOptions:
     """``max_faces``: faces followed, largest first; ``redetect_every``: frames between detector runs
     while tracking; ``presence_threshold``: a track whose mesh presence falls below it is dropped and
     the detector runs at once; ``smoothing``: One Euro filter on the landmarks (None = off);
-    ``background_check``: run the periodic check (all slots tracked) on its own thread."""
+    ``background_check``: run the periodic check (all slots tracked) on its own thread; ``reuse_still``: frames
+    in a row a resting face keeps its landmarks when several share the frame time (faces/still.py; 0 = never)."""
 
     max_faces: int = 1
     redetect_every: int = 30
@@ -80,6 +83,7 @@ class TrackerOptions:
     still_size: int = STILL_SIZE
     smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
     background_check: bool = False
+    reuse_still: int = STILL_REUSE
 
     def __post_init__(self) -> None:
         if self.max_faces < 1:
@@ -108,6 +112,7 @@ class FaceAnalyzer:
         self._tracks: list[_Track] = []
         self._since_detect = 0
         self._frame_no = 0
+        self._next_track = 0
         self.detections = 0  # detector runs while tracking (for tests and stats)
         self.size_cap: int | None = None  # detector input limit after out-of-memory step-downs
         self._detecting = 0  # the input size of the detection in progress
@@ -205,7 +210,7 @@ class FaceAnalyzer:
     def _detect(self, image: np.ndarray, frame: Frame | None, *, size: int | None) -> None:
         """Run the detector; open a track (crop from the box) for each face not tracked yet that could
         win a slot: any while slots are free, else only one bigger than the smallest tracked face."""
-        with _stage(frame, "detect"):
+        with maybe_stage(frame, "detect"):
             found = self._run_detector(image, size)
         self._adopt(found, refit=size is None)
 
@@ -225,7 +230,8 @@ class FaceAnalyzer:
             if free <= 0 and crop.size <= smallest:
                 break
             free -= 1
-            self._tracks.append(_Track(crop=crop, score=face.score, detected=face.keypoints,
+            self._next_track += 1
+            self._tracks.append(_Track(crop=crop, score=face.score, detected=face.keypoints, ident=self._next_track,
                                        smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
 
     def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
@@ -254,7 +260,7 @@ class FaceAnalyzer:
         landmarks, or from the detector box for a new track); drop lost and duplicate tracks and keep
         the ``max_faces`` largest."""
         kept: list[_Track] = []
-        with _stage(frame, "landmarks"):
+        with maybe_stage(frame, "landmarks"):
             for track in self._tracks:
                 if track.seen != self._frame_no:
                     self._run_mesh(image, track)
@@ -274,41 +280,37 @@ class FaceAnalyzer:
         self._tracks = kept
 
     def _run_mesh(self, image: np.ndarray, track: _Track) -> None:
-        track.points, track.presence = self.mesh.landmarks(image, track.crop)
-        if track.seen < 0 and track.presence >= self.options.presence_threshold:
+        limit, ok = (self.options.reuse_still if len(self._tracks) > 1 else 0), self.options.presence_threshold
+        still = limit > 0 and track.seen >= 0 and track.still.matches(image, track.crop)
+        track.seen, seen = self._frame_no, track.seen
+        if still and track.still.reuse(limit):
+            return
+        points, track.presence = self.mesh.landmarks(image, track.crop)
+        if still and track.presence >= ok and (settled := track.still.settle(points)) is not None:
+            track.points = settled
+            return
+        track.points = points
+        if seen < 0 and track.presence >= self.options.presence_threshold:
             # A new track's crop comes from the detector box, which the mesh was not trained on: a
             # second pass on the landmark crop saves several frames of settling.
             track.points, track.presence = self.mesh.landmarks(image, crop_from_landmarks(track.points))
-        track.seen = self._frame_no
+        if limit > 0 and track.presence >= ok:
+            track.still.restart(image, crop_from_landmarks(track.points), track.points, track.ident % (limit + 1))
 
     def _faces(self, timestamp_s: float) -> list[Face]:
         faces = []
         for track in self._tracks:
             points = track.points
             if self.options.smoothing is not None:
+                if track.still.count > 1 and len(self._tracks) > 1:
+                    track.smoother.reset()  # at rest the average of the mesh runs is smoother still: seed it
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
             faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints(points, track.offsets),
-                              score=track.score, landmarks=points, presence=track.presence))
+                              score=track.score, landmarks=points, presence=track.presence,
+                              track=track.ident))
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
-
-
-@contextmanager
-def _stage(frame: Frame | None, name: str) -> Iterator[None]:
-    """Time a block as ``name`` on ``frame``, adding to the time already recorded for it this frame."""
-    if frame is None:
-        yield
-        return
-    start = now_ns()
-    try:
-        yield
-    finally:
-        took = now_ns() - start
-        previous = frame.stages.get(name)
-        first = previous[0] if previous else start
-        spent = (previous[1] - previous[0]) if previous else 0
-        frame.stages[name] = (first, first + spent + took)
 
 
 class BackgroundCheck:
