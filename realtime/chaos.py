@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from realtime.clock import now_ns
 from realtime.errors import UsageError
 from realtime.frame import Frame
 from realtime.processors import Processor
@@ -48,7 +48,7 @@ def parse_chaos(text: str) -> ChaosConfig:
                        processor_fail_rate=values.get("processor", 0.0), seed=int(values.get("seed", 0)))
 
 
-class ChaosSource:
+class ChaosSource(Source):
     """Wraps a source; each read fails with SignalLost at the given rate.
 
     ``fault`` names the stats error counter the failures land in; ``last_injected_ns``
@@ -70,7 +70,7 @@ class ChaosSource:
         """The inner source's frame, or an injected SignalLost."""
         if self._rng.random() < self.rate:
             self.injected += 1
-            self.last_injected_ns = time.monotonic_ns()
+            self.last_injected_ns = now_ns()
             raise SignalLost("injected read failure (--chaos)")
         return self.inner.read()
 
@@ -104,7 +104,7 @@ class ChaosProcessor:
         """The inner processor's result, or an injected exception."""
         if self._rng.random() < self.rate:
             self.injected += 1
-            self.last_injected_ns = time.monotonic_ns()
+            self.last_injected_ns = now_ns()
             raise InjectedFault(f"injected processor failure on frame {frame.seq} (--chaos)")
         return self.inner.process(frame)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn
 
 from realtime import __version__
 from realtime.commands import bench, devices, doctor, models, run, serve, swap, triton
+from realtime.console import break_interrupts, never_fail_on_encoding
+from realtime.container import apply_thread_defaults
 from realtime.errors import EXIT_RUNTIME, EXIT_USAGE, SwapcamError, UsageError
 
 COMMANDS = (run, swap, bench, models, devices, doctor, serve, triton)
@@ -46,13 +49,20 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``swapcam`` console script."""
+    never_fail_on_encoding(sys.stdout, sys.stderr)
+    break_interrupts()
     parser = build_parser()
     # --log-level is accepted before or after the sub-command.
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
+    apply_thread_defaults(os.environ)  # inside a container with --cpus, thread pools follow the quota
     debug = args.log_level == "debug"
     try:
+        if getattr(args, "config", None) is not None:
+            from realtime.control.config_file import apply_config
+
+            args = apply_config(parser, argv, args)
         status = args.handler(args)
     except SwapcamError as exc:
         logging.getLogger("swapcam").debug("traceback", exc_info=True)

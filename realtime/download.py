@@ -13,6 +13,7 @@ import http.client
 import logging
 import os
 import re
+import ssl
 import sys
 import time
 import urllib.error
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from realtime import __version__
+from realtime.clock import now_s
 from realtime.errors import ModelError, OutputError
 from realtime.hashing import file_sha256
 
@@ -51,7 +53,7 @@ class ProgressBar:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._start = time.monotonic()
+        self._start = now_s()
         self._start_bytes: int | None = None
         self._last_draw = 0.0
         self._last_decile = -1
@@ -60,7 +62,7 @@ class ProgressBar:
         """Show ``done`` bytes (rate-limited)."""
         if self._start_bytes is None:
             self._start_bytes = done
-        now = time.monotonic()
+        now = now_s()
         if self.tty:
             if now - self._last_draw >= 0.1:
                 self.stream.write("\r\x1b[2K" + self.text(done, now))
@@ -75,7 +77,7 @@ class ProgressBar:
 
     def finish(self, done: int) -> None:
         """Draw the final state and end the line."""
-        text = self.text(done, time.monotonic())
+        text = self.text(done, now_s())
         self.stream.write(("\r\x1b[2K" + text + "\n") if self.tty else (text + "\n"))
         self.stream.flush()
 
@@ -140,6 +142,21 @@ def _fetch_with_retries(remote: Remote, part: Path, *, progress: IO[str] | None,
     return "no attempt made"
 
 
+def tls_context() -> ssl.SSLContext | None:
+    """Certificates from the OS trust store where ``truststore`` is installed, else Python's default (None).
+
+    Python from python.org on macOS ships no CA certificates until "Install Certificates.command" has run,
+    so every https download fails there; the OS store (Keychain, Windows' store) also holds the
+    certificates of corporate proxies.
+    """
+    try:
+        import truststore
+    except ImportError:
+        return None
+    context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return context
+
+
 class _TransientError(Exception):
     """A failure that a later attempt may get past; ``retry``: worth retrying at once even without progress."""
 
@@ -158,7 +175,7 @@ def _transfer(remote: Remote, part: Path, *, progress: IO[str] | None, timeout_s
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        response = urllib.request.urlopen(request, timeout=timeout_s, context=tls_context())
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             return  # the partial file already holds the whole file

@@ -47,7 +47,8 @@ _SPECS = (
               "Linux: sudo modprobe v4l2loopback exclusive_caps=1 card_label=swapcam; "
               "Windows/macOS: install OBS Studio and start its Virtual Camera once"),
     ErrorSpec("E11", EXIT_MISSING, "camera cannot be opened",
-              "check `swapcam devices`, close other apps using the camera, or pick another --camera"),
+              "check `swapcam devices`, close other apps using the camera, or pick another --camera; "
+              "macOS: allow your terminal in System Settings > Privacy & Security > Camera"),
     ErrorSpec("E12", EXIT_USAGE, "video input cannot be opened or decoded",
               "check the path; re-encode the file with ffmpeg -i in.mp4 -c:v libx264 out.mp4"),
     ErrorSpec("E13", EXIT_RUNTIME, "network input unreachable",
@@ -63,7 +64,8 @@ _SPECS = (
     ErrorSpec("E18", EXIT_MISSING, "onnxruntime and onnxruntime-gpu are both installed",
               "pip uninstall -y onnxruntime onnxruntime-gpu, then install just one of them"),
     ErrorSpec("E19", EXIT_MISSING, "the CUDA provider of ONNX Runtime failed to load",
-              "install the CUDA and cuDNN your onnxruntime-gpu needs; `swapcam doctor` shows what is missing"),
+              "pip install onnxruntime-gpu[cuda,cudnn] (CUDA 12 and cuDNN 9 as wheels), or install them "
+              "system-wide; `swapcam doctor` shows what is missing"),
     ErrorSpec("E20", EXIT_RUNTIME, "out of GPU memory or inference provider failure",
               "close other GPU programs, lower --size, or use --device cpu"),
     ErrorSpec("E21", EXIT_RUNTIME, "processing a frame failed; the original frame was passed through",
@@ -72,6 +74,12 @@ _SPECS = (
               "reconnect the camera or restart the sender; swapcam resumes by itself"),
     ErrorSpec("E23", EXIT_USAGE, "this option needs a component that is not installed",
               "install the extra named in the message, e.g. pip install .[cpu]"),
+    ErrorSpec("E24", EXIT_USAGE, "no such face in the gallery",
+              "list the faces with GET /api/faces (or the panel) and use one of their ids"),
+    ErrorSpec("E25", EXIT_RUNTIME, "the control panel cannot listen on its address",
+              "pick another --panel-port, or stop the program that uses it"),
+    ErrorSpec("E26", EXIT_USAGE, "the --config file cannot be used",
+              "check its TOML syntax and that every key is a `swapcam run` option (e.g. face-index = 0)"),
     ErrorSpec("E30", EXIT_RUNTIME, "Triton Inference Server unreachable or not serving",
               "start it (`swapcam serve`, or tritonserver on the GPU box) and check --triton-url; "
               "a lost server is retried with backoff"),

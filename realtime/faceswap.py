@@ -93,8 +93,10 @@ def prepare_swapper(swapper: Swapper, sources: Sequence[SourceFace]) -> None:
 class FaceSwapProcessor:
     """Tracks faces and swaps the prepared source face onto up to ``max_faces`` of them.
 
-    ``process`` edits the frame's image in place (only face-sized regions are
-    written) and returns it; a frame without a face passes through unchanged.
+    ``process`` swaps into a copy of the frame's image and returns the copy; the
+    frame's own image is never written, so when a step fails part-way the
+    pipeline passes the frame through exactly as captured. A frame without a
+    face is returned as it is (no copy).
     ``fps``: when set (offline rendering), the tracker's smoothing clock is the
     frame's position in the video (seq / fps) instead of the wall clock.
     """
@@ -111,13 +113,16 @@ class FaceSwapProcessor:
         self.frames_swapped = 0  # frames in which at least one face was swapped
 
     def process(self, frame: Frame) -> np.ndarray:
-        """Swap the faces found in ``frame.image``; returns the (same) image."""
+        """The image with the faces found in ``frame.image`` swapped (a new buffer when there are faces)."""
         timestamp = None if self.fps is None else frame.seq / self.fps
         faces = self.analyzer.track(frame.image, frame, timestamp_s=timestamp)
+        if not faces:
+            return frame.image
+        result = frame.image.copy()
         for face in faces[: self.max_faces]:
-            self.swapper.swap(frame.image, face, frame)
-        self.frames_swapped += bool(faces)
-        return frame.image
+            self.swapper.swap(result, face, frame)
+        self.frames_swapped += 1
+        return result
 
     def swap_still(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         """A swapped copy of one photo and the number of faces swapped (no tracking)."""

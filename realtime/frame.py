@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from realtime.clock import now_ns
 
 
 @dataclass(slots=True)
@@ -15,7 +16,9 @@ class Frame:
     """An H×W×3 uint8 BGR image, its sequence number and monotonic-ns timestamps.
 
     ``stages`` maps a stage name (``capture``, ``infer``, ``detect``...) to its
-    (start, end) times; ``t_output`` is set when the first sink has written it.
+    (start, end) times; a stage timed more than once in a frame (one per face)
+    adds up. ``t_output`` is set by the output thread once every sink has been
+    given the frame.
     """
 
     image: np.ndarray
@@ -33,12 +36,17 @@ class Frame:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time the enclosed block as stage ``name``."""
-        start = time.monotonic_ns()
+        """Time the enclosed block as stage ``name``, adding to the time it already has in this frame."""
+        start = now_ns()
         try:
             yield
         finally:
-            self.stages[name] = (start, time.monotonic_ns())
+            took = now_ns() - start
+            previous = self.stages.get(name)
+            if previous is None:
+                self.stages[name] = (start, start + took)
+            else:
+                self.stages[name] = (previous[0], previous[1] + took)
 
     def stage_ms(self, name: str) -> float | None:
         """Duration of a recorded stage in milliseconds, or None if it did not run."""

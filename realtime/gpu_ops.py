@@ -26,13 +26,26 @@ _BORDERS = {"constant": "zeros", "replicate": "border"}
 
 
 def upload(frame: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    """An HWC uint8 frame onto ``device`` (the one host→device copy)."""
-    return torch.from_numpy(np.ascontiguousarray(frame)).to(device, non_blocking=True)
+    """An HWC uint8 frame onto ``device`` (the one host→device copy; through pinned memory on CUDA, so the
+    host does not wait for the stream)."""
+    return host_constant(np.ascontiguousarray(frame), torch.uint8, device)
 
 
 def download(image: torch.Tensor) -> np.ndarray:
     """An HWC uint8 tensor back to a numpy frame (the one device→host copy)."""
     return image.detach().cpu().numpy()
+
+
+def host_constant(values: Any, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A small host constant (a warp's theta, a colour matrix) on ``device`` without a host synchronisation.
+
+    From pageable memory a host→device copy waits for the stream first; from pinned memory with
+    ``non_blocking`` it is queued like a kernel.
+    """
+    tensor = torch.as_tensor(values, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def _as_matrix(matrix: Any) -> np.ndarray:
@@ -75,7 +88,7 @@ def warp_affine(image: torch.Tensor, matrix: Any, dsize: Size, *, border: str = 
         raise ValueError(f"border must be one of {sorted(_BORDERS)}, got {border!r}")
     height, width = image.shape[-2:]
     theta = affine_theta(matrix, (width, height), dsize)
-    theta_t = torch.as_tensor(theta, dtype=image.dtype, device=image.device).expand(image.shape[0], 2, 3)
+    theta_t = host_constant(theta, image.dtype, image.device).expand(image.shape[0], 2, 3)
     grid = F.affine_grid(theta_t, [image.shape[0], image.shape[1], dsize[1], dsize[0]], align_corners=False)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=_BORDERS[border], align_corners=False)
 
@@ -93,8 +106,8 @@ def hwc_to_nchw(image: torch.Tensor, *, swap_rb: bool = True, dtype: torch.dtype
 def normalize(nchw: torch.Tensor, *, mean: float | Sequence[float] = 0.0,
               std: float | Sequence[float] = 255.0) -> torch.Tensor:
     """``(x - mean) / std`` per channel on values in 0..255 (defaults give 0..1)."""
-    mean_t = torch.as_tensor(mean, dtype=nchw.dtype, device=nchw.device).reshape(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=nchw.dtype, device=nchw.device).reshape(1, -1, 1, 1)
+    mean_t = host_constant(mean, nchw.dtype, nchw.device).reshape(1, -1, 1, 1)
+    std_t = host_constant(std, nchw.dtype, nchw.device).reshape(1, -1, 1, 1)
     return (nchw - mean_t) / std_t
 
 
@@ -207,6 +220,7 @@ def ycrcb_to_bgr(image: torch.Tensor, *, delta: float = 128.0) -> torch.Tensor:
 
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
 _WHITE = (0.950456, 1.0, 1.088754)
+_RGB_FROM_XYZ = np.linalg.inv(np.array(_XYZ_FROM_RGB, np.float64))
 
 
 def _srgb_to_linear(v: torch.Tensor) -> torch.Tensor:
@@ -220,8 +234,8 @@ def _linear_to_srgb(v: torch.Tensor) -> torch.Tensor:
 def bgr_to_lab(image: torch.Tensor) -> torch.Tensor:
     """HWC BGR float in 0..1 → CIE Lab (L 0..100) as ``cv2.COLOR_BGR2Lab`` on float32 input."""
     rgb = _srgb_to_linear(image.flip(-1))
-    xyz = rgb @ torch.as_tensor(_XYZ_FROM_RGB, dtype=image.dtype, device=image.device).T
-    xyz = xyz / torch.as_tensor(_WHITE, dtype=image.dtype, device=image.device)
+    xyz = rgb @ host_constant(_XYZ_FROM_RGB, image.dtype, image.device).T
+    xyz = xyz / host_constant(_WHITE, image.dtype, image.device)
     f = torch.where(xyz > 0.008856, xyz.clamp(min=0) ** (1 / 3), 7.787 * xyz + 16 / 116)
     y = xyz[..., 1]
     lightness = torch.where(y > 0.008856, 116 * f[..., 1] - 16, 903.3 * y)
@@ -240,7 +254,6 @@ def lab_to_bgr(lab: torch.Tensor) -> torch.Tensor:
         return torch.where(f > 0.206893, f ** 3, (f - 16 / 116) / 7.787)
 
     xyz = torch.stack([finv(fx), y, finv(fz)], dim=-1)
-    xyz = xyz * torch.as_tensor(_WHITE, dtype=lab.dtype, device=lab.device)
-    rgb_from_xyz = torch.linalg.inv(torch.as_tensor(_XYZ_FROM_RGB, dtype=torch.float64)).to(lab.dtype)
-    rgb = xyz @ rgb_from_xyz.to(lab.device).T
+    xyz = xyz * host_constant(_WHITE, lab.dtype, lab.device)
+    rgb = xyz @ host_constant(_RGB_FROM_XYZ, lab.dtype, lab.device).T
     return _linear_to_srgb(rgb).clamp(0, 1).flip(-1)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
+
+from realtime.clock import now_s
 
 
 class RateLimitedLog:
@@ -17,7 +18,7 @@ class RateLimitedLog:
 
     def warning(self, message: str, *, exc_info: bool = False) -> None:
         """Log ``message`` unless one was logged within the interval."""
-        now = time.monotonic()
+        now = now_s()
         if now - self._last < self.interval_s:
             self._suppressed += 1
             return

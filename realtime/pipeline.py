@@ -3,34 +3,43 @@
 Three named threads share one stop event. A worker's exception stops the run
 and is re-raised by ``stop()``. Live sources never block: rings drop the
 oldest frame. Offline sources (a file rendered frame by frame) block instead.
+
+Nothing is closed while a thread may be inside it: ``stop()`` closes the source
+and the processor only once their thread has ended, and otherwise leaves that to
+the thread as it leaves (a read stuck in a dead camera); the sinks are handled
+by :class:`realtime.outputs.Outputs` in the same spirit. Every wait is bounded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
+from realtime.clock import now_ns, now_s
 from realtime.config import PipelineConfig
 from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
+from realtime.outputs import Outputs
 from realtime.processors import Processor
+from realtime.release import Release
 from realtime.ring import Ring, RingClosed
-from realtime.sinks.base import Sink, StopRequested
+from realtime.sinks.base import Sink
 from realtime.sources.base import EndOfStream, SignalLost, Source
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often a waiting worker re-checks the stop event
-JOIN_S = 1.5  # budget for joining the threads: the whole stop stays within 2 s
-MAX_SINK_FAILURES = 60  # consecutive failures of one sink before the run stops
+# stop() waits at most JOIN_S for the threads, then closes what they have left until STOP_S after it
+# began: the sinks in parallel, each bounded (a recording's queue has ~0.5 s of frames to write out).
+JOIN_S = 0.8
+STOP_S = 1.8
 BACKOFF_S = (0.1, 2.0)  # first and longest wait between reconnect attempts of a lost source
 # A loss shorter than this (one failed read) re-sends the last frame: no NO SIGNAL flash in the call.
 NO_SIGNAL_AFTER_S = 0.25
@@ -61,7 +70,6 @@ class Pipeline:
     ) -> None:
         self.source = source
         self.processor = processor
-        self.sinks = list(sinks)
         self.config = config
         self.live = source.live
         capacity = None if config.queue == "unbounded" else config.ring_size
@@ -75,23 +83,59 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
         self.output_interval_s = 1.0 / (config.output_fps or source.fps)
-        self._frame_log = RateLimitedLog(log)
-        self._sink_failures = dict.fromkeys(range(len(self.sinks)), 0)
+        self.outputs = Outputs(sinks, stats=self.stats, on_empty=self.request_stop)
+        self._processor_log = RateLimitedLog(log)
+        self._source_release = Release(source.name, source.close)
+        self._processor_release = Release(processor.name, processor.close)
         self._threads = [
-            threading.Thread(target=self._guard(self._capture_loop), name="swapcam-capture", daemon=True),
-            threading.Thread(target=self._guard(self._inference_loop), name="swapcam-inference", daemon=True),
-            threading.Thread(target=self._guard(self._output_loop), name="swapcam-output", daemon=True),
+            threading.Thread(target=self._guard(self._capture_loop, self._source_release), name="swapcam-capture",
+                             daemon=True),
+            threading.Thread(target=self._guard(self._inference_loop, self._processor_release),
+                             name="swapcam-inference", daemon=True),
+            threading.Thread(target=self._guard(self._output_loop, None), name="swapcam-output", daemon=True),
         ]
+        self._started = False
         self._stopped = False
         self.signal_lost = threading.Event()
         self._lost_since = 0.0  # monotonic time the current loss began
         self._backoff_s = BACKOFF_S[0]
         self._no_signal: Frame | None = None
+        # A sink whose GUI calls must run on the main thread (the preview on macOS): wait() runs them.
+        self.main_thread = next((m for s in self.sinks if (m := getattr(s, "main_thread", None)) is not None), None)
 
     # -- lifecycle -------------------------------------------------------------------
 
+    @property
+    def sinks(self) -> list[Sink]:
+        """The outputs attached now."""
+        return self.outputs.snapshot()
+
+    def add_sink(self, sink: Sink) -> None:
+        """Attach an open ``sink`` while running (from any thread); it gets every frame from the next one on.
+
+        The pipeline owns it from then on: ``remove_sink`` or ``stop`` closes it.
+        """
+        if self._stopped:
+            raise RuntimeError("the pipeline has stopped; close the sink yourself")
+        self.outputs.add(sink)
+
+    def remove_sink(self, sink: Sink, *, timeout: float = 2.0) -> None:
+        """Detach ``sink`` now (from any thread) and close it once the output thread is out of its ``write``.
+
+        The other outputs never wait for it. Waits up to ``timeout`` s for the close, then lets it finish in
+        the background; re-raises what the close raised. A sink not attached is left alone.
+        """
+        self.outputs.remove(sink, timeout=timeout)
+
+    def flush_outputs_now(self, timeout: float) -> None:
+        """Best effort before the process ends at once (a second Ctrl-C): close every output now, in
+        parallel, waiting up to ``timeout`` s. Nothing else is closed; the threads are left running."""
+        self.request_stop()
+        self.outputs.close_now(now_s() + timeout)
+
     def start(self) -> None:
         """Start the three threads."""
+        self._started = True
         for thread in self._threads:
             thread.start()
 
@@ -108,46 +152,72 @@ class Pipeline:
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the run to end by itself; True if it did."""
-        deadline = time.monotonic() + timeout
+        deadline = now_s() + timeout
+        if self.main_thread is not None:
+            while not self.finished and (left := deadline - now_s()) > 0:
+                self.main_thread.run_pending(min(left, POLL_S))
+            return self.finished
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - now_s()))
         return self.finished
 
     def stop(self) -> None:
-        """Stop the threads, close sinks, source and processor; re-raise a worker's exception."""
+        """Stop the threads, close sinks, source and processor; re-raise a worker's exception.
+
+        The threads get JOIN_S to end; the outputs then close in parallel, waited for until STOP_S (under
+        2 s) after the stop began, while the source and the processor close in the meantime (their close is
+        quick: a background face check ends within one detection). A part whose thread is still inside it
+        is closed by that thread when it comes out (logged).
+        """
         if self._stopped:
             return
         self._stopped = True
         self.request_stop()
-        # One deadline for all three joins (not JOIN_S each), so the whole stop stays within 2 s.
-        deadline = time.monotonic() + JOIN_S
+        began = now_s()
+        self._serve_main_thread(lambda: self.finished, began + JOIN_S)
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, began + JOIN_S - now_s()))
             if thread.is_alive():
                 log.warning("thread %s did not stop within %.1f s", thread.name, JOIN_S)
-        for closer in [*(s.close for s in self.sinks), self.source.close, self.processor.close]:
-            try:
-                closer()
-            except Exception as exc:  # every sink must get its chance to finalise
-                log.error("error while closing: %s", exc)
-                self.errors.append(exc)
+        self.outputs.close_all()  # first: the recordings finalise on their own threads while the rest closes
+        for release in (self._source_release, self._processor_release):
+            error = release.request(thread_started=self._started)
+            if error is not None:
+                self.errors.append(error)
+        self._serve_main_thread(lambda: not self.outputs.closing(), began + STOP_S)
+        self.errors.extend(self.outputs.wait_closed(began + STOP_S))
         if self.errors:
             raise self.errors[0]
 
+    def _serve_main_thread(self, done: Callable[[], bool], deadline: float) -> None:
+        """Where a sink's GUI calls must run on this (the main) thread, run them until ``done()`` or the
+        deadline: the preview window on macOS is drawn and destroyed here while the threads stop."""
+        if self.main_thread is None:
+            return
+        while not done() and (left := deadline - now_s()) > 0:
+            self.main_thread.run_pending(min(left, POLL_S))
+
     def run(self, on_tick: Callable[[Stats], None] | None = None) -> Stats:
-        """Start, call ``on_tick`` every stats interval until the run ends, then stop."""
+        """Start, call ``on_tick`` every stats interval until the run ends or a stop is requested, then stop.
+
+        A requested stop (Ctrl-C, a sink, no output left) goes to ``stop()`` at once rather than waiting for
+        the threads to finish by themselves: one of them may be stuck in a frame.
+        """
         self.start()
         try:
-            while not self.wait(self.config.stats_interval_s):
-                if on_tick is not None:
-                    on_tick(self.stats)
+            next_tick = now_s() + self.config.stats_interval_s
+            while not self.stop_event.is_set() and not self.wait(POLL_S):
+                if now_s() >= next_tick:
+                    next_tick += self.config.stats_interval_s
+                    if on_tick is not None:
+                        on_tick(self.stats)
         finally:
             self.stop()
         return self.stats
 
     # -- workers ---------------------------------------------------------------------
 
-    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+    def _guard(self, loop: Callable[[], None], release: Release | None) -> Callable[[], None]:
         def guarded() -> None:
             try:
                 loop()
@@ -155,17 +225,20 @@ class Pipeline:
                 log.debug("worker %s failed", threading.current_thread().name, exc_info=True)
                 self.errors.append(exc)
                 self.request_stop()
+            finally:
+                if release is not None:
+                    release.leave()
 
         return guarded
 
     def _capture_loop(self) -> None:
         config, seq = self.config, 0
-        deadline = None if config.duration_s is None else time.monotonic() + config.duration_s
+        deadline = None if config.duration_s is None else now_s() + config.duration_s
         try:
             while not self.stop_event.is_set():
                 if config.max_frames is not None and seq >= config.max_frames:
                     break
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and now_s() >= deadline:
                     break
                 try:
                     image = self.source.read()
@@ -178,7 +251,7 @@ class Pipeline:
                     log.info("%s: signal back", self.source.name)
                     self.signal_lost.clear()
                     self._backoff_s = BACKOFF_S[0]
-                frame = Frame(image=image, seq=seq, t_capture=time.monotonic_ns())
+                frame = Frame(image=image, seq=seq, t_capture=now_ns())
                 self.stats.on_capture(frame)
                 if not self._put(self.ring_in, frame):
                     break
@@ -188,7 +261,8 @@ class Pipeline:
 
     def _inference_loop(self) -> None:
         try:
-            while (frame := self._get(self.ring_in, POLL_S)) is not False:
+            while True:
+                frame = self._get(self.ring_in, POLL_S)
                 if frame is None:
                     continue
                 failed = False
@@ -197,11 +271,13 @@ class Pipeline:
                         image = self.processor.process(frame)
                     except Exception as exc:
                         failed, image = True, frame.image
-                        self._frame_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
+                        self._processor_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
                 frame.image = image
                 self.stats.on_processed(frame, failed=failed)
                 if not self._put(self.ring_out, frame):
                     break
+        except RingClosed:
+            pass
         finally:
             self.ring_out.close()
 
@@ -211,8 +287,9 @@ class Pipeline:
         while True:
             # 1.2 intervals: frames arriving with ordinary jitter are not pre-empted by a re-send.
             timeout = 1.2 * self.output_interval_s if (resend and last is not None) else POLL_S
-            frame = self._get(self.ring_out, timeout)
-            if frame is False:
+            try:
+                frame = self._get(self.ring_out, timeout)
+            except RingClosed:
                 break
             if frame is None:
                 if self._showing_no_signal():
@@ -232,13 +309,13 @@ class Pipeline:
         --on-signal-loss black."""
         if not (self.signal_lost.is_set() and self.config.on_signal_loss == "black" and self.live):
             return False
-        return time.monotonic() - self._lost_since >= NO_SIGNAL_AFTER_S
+        return now_s() - self._lost_since >= NO_SIGNAL_AFTER_S
 
     def _recover(self, exc: SignalLost) -> None:
         """Count the loss, wait with exponential backoff, then try to reopen the source."""
         if not self.signal_lost.is_set():
             log.warning(warning_text("E22", f"{self.source.name}: {exc}"))
-            self._lost_since = time.monotonic()
+            self._lost_since = now_s()
         self.signal_lost.set()
         self.stats.count("source_errors")
         if self.stop_event.wait(self._backoff_s):
@@ -255,7 +332,7 @@ class Pipeline:
     def _no_signal_frame(self) -> Frame:
         if self._no_signal is None:
             image = no_signal_image(self.source.width, self.source.height)
-            self._no_signal = Frame(image=image, seq=-1, t_capture=time.monotonic_ns())
+            self._no_signal = Frame(image=image, seq=-1, t_capture=now_ns())
         return self._no_signal
 
     def _put(self, ring: Ring[Frame], frame: Frame) -> bool:
@@ -270,45 +347,30 @@ class Pipeline:
                 return False
         return False
 
-    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | Literal[False] | None:
-        """Next frame, None on timeout, False when the ring is done or the run is stopping."""
+    def _get(self, ring: Ring[Frame], timeout: float) -> Frame | None:
+        """The next frame, or None on timeout; raises RingClosed when the ring is done or the run is stopping."""
         if self.stop_event.is_set():
-            return False
-        try:
-            return ring.get(timeout)
-        except RingClosed:
-            return False
+            raise RingClosed(ring.name)
+        return ring.get(timeout)
 
     def _hold_until(self, frame: Frame) -> bool:
         """Sleep until ``sync_delay_ms`` after capture; False if stopped meanwhile."""
         due = frame.t_capture + int(self.config.sync_delay_ms * 1e6)
-        wait_s = (due - time.monotonic_ns()) / 1e9
+        wait_s = (due - now_ns()) / 1e9
         if wait_s > 0:
             return not self.stop_event.wait(wait_s)
         return True
 
     def _emit(self, frame: Frame, *, resent: bool) -> None:
-        start = time.monotonic_ns()
-        for index, sink in enumerate(self.sinks):
-            self._write(index, sink, frame)
-        if not resent:
-            frame.stages["output"] = (start, time.monotonic_ns())
-            frame.t_output = time.monotonic_ns()
-        self.stats.on_output(frame, resent=resent)
-
-    def _write(self, index: int, sink: Sink, frame: Frame) -> None:
-        try:
-            sink.write(frame)
-            self._sink_failures[index] = 0
-        except StopRequested:
+        start = now_ns()
+        if self.outputs.write_all(frame):
             self.request_stop()
-        except Exception as exc:
-            self._sink_failures[index] += 1
-            self.stats.count("sink_errors")
-            if self._sink_failures[index] >= MAX_SINK_FAILURES:
-                raise
-            self._frame_log.warning(f"sink {sink.name}: {exc!r}")
+        if not resent:
+            frame.stages["output"] = (start, now_ns())
+            frame.t_output = now_ns()
+        self.stats.on_output(frame, resent=resent)
 
     def summary(self) -> dict[str, Any]:
         """The run's stats as plain values."""
         return self.stats.summary()
+

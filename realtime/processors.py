@@ -11,7 +11,11 @@ from realtime.frame import Frame
 
 
 class Processor(Protocol):
-    """Turns a frame's image into the output image; may time sub-stages with ``frame.stage``."""
+    """Turns a frame's image into the output image; may time sub-stages with ``frame.stage``.
+
+    ``process`` must not write into ``frame.image``: when it raises, the pipeline sends that image on
+    as the frame's output, so it has to be exactly as captured.
+    """
 
     name: str
 

@@ -8,9 +8,10 @@ waits for room, nothing is dropped. ``close()`` wakes every waiter.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Generic, TypeVar
+
+from realtime.clock import now_s
 
 T = TypeVar("T")
 
@@ -59,12 +60,12 @@ class Ring(Generic[T]):
 
         Raises RingClosed once the ring is closed and empty.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else now_s() + timeout
         with self._cond:
             while not self._items:
                 if self._closed:
                     raise RingClosed(self.name)
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = None if deadline is None else deadline - now_s()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
@@ -91,11 +92,11 @@ class Ring(Generic[T]):
         return self.capacity is not None and len(self._items) >= self.capacity
 
     def _wait_for_room(self, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else now_s() + timeout
         while self._full():
             if self._closed:
                 raise RingClosed(self.name)
-            remaining = None if deadline is None else deadline - time.monotonic()
+            remaining = None if deadline is None else deadline - now_s()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"{self.name}: no room within {timeout} s")
             self._cond.wait(remaining)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from array import array
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_ns
 from realtime.frame import Frame
 from realtime.ring import Ring
 
@@ -35,11 +35,14 @@ def summarize_ms(values: Sequence[float] | np.ndarray) -> dict[str, float]:
 
 @dataclass
 class Stats:
-    """Collects what the pipeline threads report; safe to read while they run.
+    """Collects what the pipeline threads report.
 
-    Counters count every frame; the per-frame arrays (latencies, output times,
-    sequences, stage times) hold at most ``max_samples`` (None: no limit) — see
-    MAX_SAMPLES.
+    The methods take a lock and may be called from any thread while the workers
+    run (``status_line`` and ``summary`` give a consistent view). The fields
+    themselves are written by the workers: read them directly only once the run
+    has ended. Counters count every frame; the per-frame arrays (latencies,
+    output times, sequences, stage times) hold at most ``max_samples`` (None: no
+    limit) — see MAX_SAMPLES.
     """
 
     rings: dict[str, Ring[Any]] = field(default_factory=dict)
@@ -50,6 +53,7 @@ class Stats:
     processor_errors: int = 0
     sink_errors: int = 0
     source_errors: int = 0
+    failed_outputs: list[dict[str, str]] = field(default_factory=list)  # name, code, message of each removed
     # Compact arrays, not lists of Python floats: memory stays small over hours-long runs.
     latencies_ms: array[float] = field(default_factory=lambda: array("d"))
     output_times_ns: array[int] = field(default_factory=lambda: array("q"))
@@ -57,7 +61,7 @@ class Stats:
     stage_ms: dict[str, array[float]] = field(default_factory=lambda: defaultdict(lambda: array("d")))
     max_samples: int | None = MAX_SAMPLES
     sample_every: int = 1  # frames per recorded sample; doubles each time the arrays are thinned
-    started_ns: int = field(default_factory=time.monotonic_ns)
+    started_ns: int = field(default_factory=now_ns)
     _recent_in: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     _recent_out: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,7 +80,7 @@ class Stats:
 
     def on_output(self, frame: Frame, *, resent: bool) -> None:
         """Called by the output thread after the sinks have written ``frame``."""
-        now = frame.t_output or time.monotonic_ns()
+        now = frame.t_output or now_ns()
         with self._lock:
             if resent:
                 self.resent += 1
@@ -107,6 +111,11 @@ class Stats:
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
+    def on_output_failed(self, *, name: str, code: str, message: str) -> None:
+        """Called when an output was removed because its writes failed."""
+        with self._lock:
+            self.failed_outputs.append({"name": name, "code": code, "message": message})
+
     def drops(self) -> dict[str, int]:
         """Frames dropped by each ring so far."""
         return {name: ring.dropped for name, ring in self.rings.items()}
@@ -118,7 +127,7 @@ class Stats:
 
     def status_line(self) -> str:
         """One line for the terminal: fps, latency over the last second, drops."""
-        now = time.monotonic_ns()
+        now = now_ns()
         with self._lock:
             fps_in = self._rate(self._recent_in, now)
             fps_out = self._rate(self._recent_out, now)
@@ -131,10 +140,40 @@ class Stats:
             f"p95 {lat['p95']:6.1f} ms | dropped {drops} | errors {errors}"
         )
 
+    def recent(self, window_s: float = 1.0) -> dict[str, Any]:
+        """The last ``window_s`` seconds: fps in/out, latency percentiles, mean ms per frame of each stage; plus the
+        drop and error totals (the control panel's live figures)."""
+        now = now_ns()
+        with self._lock:
+            fps_in = self._rate(self._recent_in, now, window_s)
+            fps_out = self._rate(self._recent_out, now, window_s)
+            count = max(1, round(fps_out * window_s / self.sample_every)) if fps_out else 0
+            latency = summarize_ms(self.latencies_ms[-count:] if count else [])
+            stages = self._stage_split(count)
+            errors = {"processor": self.processor_errors, "sink": self.sink_errors, "source": self.source_errors}
+            frames = {"captured": self.captured, "output": self.output, "resent": self.resent}
+        return {"fps": {"in": fps_in, "out": fps_out}, "latency_ms": latency, "stages_ms": stages,
+                "drops": self.drops(), "errors": errors, "frames": frames}
+
+    def _stage_split(self, count: int) -> dict[str, float]:
+        """Mean ms per output frame of each stage over the last ``count`` samples (caller holds the lock).
+
+        A stage that runs on some frames only (the detector) has fewer samples: its share of the
+        recent ones is estimated from its share of all of them.
+        """
+        frames = len(self.latencies_ms)
+        if not count or not frames:
+            return {}
+        split = {}
+        for name, values in self.stage_ms.items():
+            recent = max(1, round(count * len(values) / frames)) if len(values) else 0
+            split[name] = float(sum(values[-recent:]) / count) if recent else 0.0
+        return split
+
     def summary(self) -> dict[str, Any]:
         """Everything measured so far, as plain JSON-able values."""
         with self._lock:
-            elapsed = max((time.monotonic_ns() - self.started_ns) / 1e9, 1e-9)
+            elapsed = max((now_ns() - self.started_ns) / 1e9, 1e-9)
             stages = {name: summarize_ms(v) for name, v in self.stage_ms.items()}
             return {
                 "elapsed_s": elapsed,
@@ -150,4 +189,5 @@ class Stats:
                 },
                 "latency_ms": summarize_ms(self.latencies_ms),
                 "stages_ms": stages,
+                "failed_outputs": [dict(entry) for entry in self.failed_outputs],
             }

@@ -13,18 +13,18 @@ import heapq
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import av
 
+from realtime.clock import now_s
 from realtime.config import PipelineConfig
 from realtime.errors import InputError, OutputError, UsageError
-from realtime.pipeline import Pipeline
 from realtime.processors import Processor
-from realtime.sinks.factory import SinkSpec, open_sink
+from realtime.session import open_pipeline, spec_opener
+from realtime.sinks.factory import SinkSpec
 from realtime.sinks.file import CONTAINERS
 from realtime.stats import Stats
 
@@ -48,12 +48,12 @@ class ProgressBar:
         self.total = total if total and total > 0 else None
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.started = time.monotonic()
+        self.started = now_s()
         self._last_decile = -1
 
     def line(self, done: int) -> str:
         """The progress text for ``done`` frames."""
-        elapsed = max(time.monotonic() - self.started, 1e-6)
+        elapsed = max(now_s() - self.started, 1e-6)
         rate = done / elapsed
         if self.total is None:
             return f"swapping: {done} frames  {rate:.1f} fps"
@@ -126,20 +126,18 @@ def swap_video(processor: Processor, target: Path, output: Path, *,
                          remedy="use an output ending in .mp4, .mov or .mkv")
     if output.resolve() == target.resolve():
         raise UsageError("E01", f"--output {output} would overwrite the target", remedy="choose another output path")
-    source = VideoSource(str(target), loop=False, realtime=False, network=False)
     temporary = output.with_name(f".{output.stem}.video{output.suffix}")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        # Offline: the encoder runs on its own thread beside inference, and drops nothing.
-        sink = open_sink(SinkSpec("file", str(temporary)), width=source.width, height=source.height,
-                         fps=source.fps, live=False)
-    except BaseException:
-        source.close()
-        raise
-    config = PipelineConfig(stats_interval_s=PROGRESS_INTERVAL_S, sink_specs=(sink.name,))
-    pipeline = Pipeline(source=source, processor=processor, sinks=[sink], config=config)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    config = PipelineConfig(stats_interval_s=PROGRESS_INTERVAL_S, sink_specs=(f"file:{temporary}",))
+    # Offline: the encoder runs on its own thread beside inference, and drops nothing.
+    pipeline = open_pipeline(source=lambda: VideoSource(str(target), loop=False, realtime=False, network=False),
+                             sinks=[spec_opener(SinkSpec("file", str(temporary)))], processor=processor,
+                             config=config, owns_processor=False)
     try:
         stats = pipeline.run(on_tick=None if progress is None else (lambda s: progress(s.output)))
+        if stats.failed_outputs:
+            failed = stats.failed_outputs[0]
+            raise OutputError(failed["code"], f"{output}: writing the video failed part-way")
         mux_audio(temporary, target, output)
     finally:
         temporary.unlink(missing_ok=True)
@@ -158,13 +156,27 @@ def mux_audio(video: Path, original: Path, output: Path) -> None:
     except (av.FFmpegError, OSError) as exc:
         raise InputError("E12", f"{original}: {exc}") from exc
     if not has_audio:
-        os.replace(video, output)
+        replace_output(video, output)
         return
     try:
         _remux(video, original, output)
     except (av.FFmpegError, OSError) as exc:
         output.unlink(missing_ok=True)
         raise OutputError("E14", f"{output}: adding the audio track failed: {exc}") from exc
+
+
+def replace_output(finished: Path, output: Path) -> None:
+    """Move ``finished`` over ``output``; E14 when the OS refuses.
+
+    On Windows a file that is open elsewhere (the last render, still playing in a video player) cannot be
+    replaced: that is the user's to fix, not a worker failure (E17).
+    """
+    try:
+        os.replace(finished, output)
+    except OSError as exc:
+        raise OutputError("E14", f"{output}: {exc.strerror or exc}",
+                          remedy="close the program that has the file open (a video player), "
+                                 "or choose another --output") from exc
 
 
 def _remux(video: Path, original: Path, output: Path) -> None:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from realtime.engines.base import Engine
+from realtime.fetching import fetch
 from realtime.images import load_image
-from realtime.models import fetch, model_path, models_dir, sample_path
+from realtime.models import model_path, models_dir, sample_path
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ class SlowSink:
 
 
 def frame(seq: int) -> Frame:
-    return Frame(image=np.zeros((4, 4, 3), np.uint8), seq=seq, t_capture=time.monotonic_ns())
+    return Frame(image=np.zeros((4, 4, 3), np.uint8), seq=seq, t_capture=time.perf_counter_ns())
 
 
 def test_offline_writes_every_frame_in_order_on_its_own_thread() -> None:
@@ -85,18 +85,44 @@ def test_close_writes_out_the_queue_before_closing_the_sink() -> None:
     sink.close()  # idempotent
 
 
-def test_an_error_on_the_writer_thread_is_raised_by_the_next_write() -> None:
+def test_an_error_on_the_writer_thread_is_raised_by_every_later_write_and_by_close() -> None:
+    """Raised once and then forgotten, a full disk looked like a sink that had recovered, and the
+    pipeline never removed it."""
     inner = SlowSink(fail_on=1)
     sink = BackgroundSink(inner, capacity=4, blocking=True)
     sink.write(frame(0))
     sink.write(frame(1))
-    deadline = time.monotonic() + 5
+    deadline = time.perf_counter() + 5
     with pytest.raises(OSError, match="No space left"):
-        while time.monotonic() < deadline:
+        while time.perf_counter() < deadline:
             sink.write(frame(2))
             time.sleep(0.01)
-    sink.close()
-    assert 0 in inner.written and 1 not in inner.written
+    for seq in range(3, 6):
+        with pytest.raises(OSError, match="No space left"):
+            sink.write(frame(seq))
+    with pytest.raises(OSError, match="No space left"):
+        sink.close()
+    assert inner.written == [0] and inner.closed  # the writer stopped at the failure and closed the sink
+
+
+def test_close_is_bounded_when_the_encoder_is_stuck() -> None:
+    """The writer is stuck inside the wrapped sink: close returns within its timeout without closing the
+    sink under it; the writer closes it once its write returns, dropping the rest of the queue."""
+    inner = SlowSink()
+    inner.gate.clear()
+    sink = BackgroundSink(inner, capacity=4, blocking=False)
+    sink.write(frame(0))
+    assert inner.busy.wait(5)
+    sink.write(frame(1))
+    start = time.perf_counter()
+    sink.close(timeout=0.3)
+    assert time.perf_counter() - start < 1.0
+    assert not inner.closed  # still inside write: not closed under it
+    inner.gate.set()
+    deadline = time.perf_counter() + 5
+    while not inner.closed and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    assert inner.closed and inner.written == [0]
 
 
 def test_an_error_still_pending_at_close_is_raised_there() -> None:
@@ -135,7 +161,7 @@ def test_file_output_is_a_background_recording(tmp_path: Path) -> None:
     path = tmp_path / "rec.mp4"
     sink = open_sink(parse_sink(f"file:{path}"), width=160, height=120, fps=30)
     assert isinstance(sink, BackgroundSink)
-    t0 = time.monotonic_ns()
+    t0 = time.perf_counter_ns()
     for seq in range(12):
         image = np.zeros((120, 160, 3), np.uint8)
         draw_stamp(image, seq)

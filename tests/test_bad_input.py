@@ -17,7 +17,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -25,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from platform_helpers import SWAPCAM, unwritable_path
 from runtime_media import free_udp_port, read_video, write_stamped_video
 
 from realtime.engines.probe import probe_availability
 from realtime.engines.sidecar import EngineSidecar, write_sidecar
 from realtime.models import file_sha256, model_path, sample_path
 
-SWAPCAM = str(Path(sys.executable).with_name("swapcam"))
 TIMEOUT_S = 30
 ERROR_LINE = re.compile(r"^error: (E\d\d) .+ — .+$")
 
@@ -102,10 +101,10 @@ def test_unreadable_face_photo_is_e03(tmp_path: Path, models_root: Path, kind: s
     photo = tmp_path / name
     if content is not None:
         photo.write_bytes(content)
-    started = time.monotonic()
+    started = time.perf_counter()
     line = assert_coded(swapcam(*face_args(command, photo, tmp_path)), "E03", 2)
     assert str(photo) in line
-    assert time.monotonic() - started < 15
+    assert time.perf_counter() - started < 15
     assert not (tmp_path / "out.png").exists()
 
 
@@ -189,19 +188,19 @@ def test_swap_of_a_video_breaking_midway_writes_the_frames_before(tmp_path: Path
 
 
 def test_unreachable_url_is_e13_at_once() -> None:
-    started = time.monotonic()
+    started = time.perf_counter()
     line = assert_coded(swapcam("run", "--input", "http://127.0.0.1:9/live.ts", "--duration", "2"), "E13", 4)
-    assert "127.0.0.1:9" in line and time.monotonic() - started < 10
+    assert "127.0.0.1:9" in line and time.perf_counter() - started < 10
 
 
 def test_udp_port_held_by_another_program_is_e13_not_a_hang() -> None:
     port = free_udp_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", port))
-        started = time.monotonic()
+        started = time.perf_counter()
         line = assert_coded(swapcam("run", "--input", f"udp://127.0.0.1:{port}", "--duration", "2"), "E13", 4)
     assert "in use" in line and "another port" in line
-    assert time.monotonic() - started < 10
+    assert time.perf_counter() - started < 10
 
 
 # ---------------------------------------------------------------- outputs and options
@@ -220,9 +219,10 @@ def test_unknown_sink_in_bench_is_e02() -> None:
 
 
 def test_unwritable_swap_output_is_e14(tmp_path: Path, models_root: Path) -> None:
+    target = unwritable_path(tmp_path, "out.png")
     line = assert_coded(swapcam("swap", "--face", sample_path("newton.png"), "--target", sample_path("gauss.png"),
-                                "--output", "/proc/no/such/dir/out.png"), "E14", 2)
-    assert "/proc/no/such/dir/out.png" in line
+                                "--output", target), "E14", 2)
+    assert str(target) in line
 
 
 @pytest.mark.parametrize("args", [

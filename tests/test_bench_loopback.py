@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -20,12 +21,12 @@ def test_reader_decodes_stamps_read_back_through_h264(tmp_path: Path) -> None:
     # Written far faster than real time: an offline recording, which waits for its encoder instead of dropping.
     sink = open_sink(parse_sink(f"file:{path}"), width=320, height=240, fps=30, live=False)
     for seq in range(20):
-        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.monotonic_ns()))
+        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.perf_counter_ns()))
     sink.close()
     reader = LoopbackReader(str(path))
     reader.start()
-    deadline = time.monotonic() + 5
-    while len(reader.seen) < 20 and time.monotonic() < deadline:
+    deadline = time.perf_counter() + 5
+    while len(reader.seen) < 20 and time.perf_counter() < deadline:
         time.sleep(0.02)
     reader.stop()
     assert [seq for seq, _ in reader.seen] == list(range(20))
@@ -37,14 +38,16 @@ def test_reader_refuses_what_cannot_be_opened(tmp_path: Path) -> None:
     assert caught.value.code == "E10"
 
 
-def test_no_virtual_camera_is_e10_with_the_modprobe_line() -> None:
-    from realtime.v4l2 import loopback_devices
+def test_no_virtual_camera_is_e10_with_the_setup_for_this_os() -> None:
+    if sys.platform.startswith("linux"):
+        from realtime.v4l2 import loopback_devices
 
-    if loopback_devices():
-        pytest.skip("this machine has a virtual camera")
+        if loopback_devices():
+            pytest.skip("this machine has a virtual camera")
     with pytest.raises(OutputError) as caught:
         resolve_device("auto")
-    assert caught.value.code == "E10" and "modprobe v4l2loopback" in caught.value.remedy
+    expected = "modprobe v4l2loopback" if sys.platform.startswith("linux") else "OBS"
+    assert caught.value.code == "E10" and expected in caught.value.remedy
 
 
 def test_hop_samples_match_stamps_read_back_to_the_output_and_capture_times() -> None:

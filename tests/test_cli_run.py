@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
+from platform_helpers import SWAPCAM, popen_kwargs, terminate_gracefully, unwritable_path
 from runtime_media import read_video, write_stamped_video
-
-SWAPCAM = str(Path(sys.executable).with_name("swapcam"))
 
 LATENCY = {
     "type": "object",
@@ -72,15 +69,15 @@ def test_offline_render_of_a_file_keeps_every_frame(tmp_path: Path) -> None:
 def test_sigterm_stops_within_2_s(tmp_path: Path) -> None:
     stats = tmp_path / "stats.json"
     process = subprocess.Popen([SWAPCAM, "run", "--synthetic", "--size", "320x240", "--stats-json", str(stats)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kwargs())
+    deadline = time.perf_counter() + 20
     assert process.stderr is not None
-    while time.monotonic() < deadline and "fps | out" not in process.stderr.readline():
+    while time.perf_counter() < deadline and "fps | out" not in process.stderr.readline():
         pass
-    sent = time.monotonic()
-    process.send_signal(signal.SIGTERM)
+    sent = time.perf_counter()
+    terminate_gracefully(process)
     process.communicate(timeout=10)
-    assert time.monotonic() - sent < 2.5
+    assert time.perf_counter() - sent < 2.5
     assert process.returncode == 0
     assert json.loads(stats.read_text())["frames"]["output"] > 0
 
@@ -93,11 +90,13 @@ def test_sigterm_stops_within_2_s(tmp_path: Path) -> None:
     (["--fps", "0"], "E01", 2),
     (["--ring-size", "0"], "E01", 2),
     (["--input", "/no/such/video.mp4"], "E12", 2),
-    (["--output", "file:/proc/no/dir/out.mp4"], "E14", 2),
+    (["--output", "file:{unwritable}/out.mp4"], "E14", 2),
     (["--camera", "/dev/video99"], "E11", 3),
 ])
-def test_bad_input_gives_the_coded_error_and_exit_status(args: list[str], code: str, status: int) -> None:
-    result = swapcam("run", "--duration", "1", *args)
+def test_bad_input_gives_the_coded_error_and_exit_status(args: list[str], code: str, status: int,
+                                                         tmp_path: Path) -> None:
+    unwritable = unwritable_path(tmp_path, "out").parent
+    result = swapcam("run", "--duration", "1", *(arg.format(unwritable=unwritable) for arg in args))
     assert result.returncode == status, result.stderr
     assert f"error: {code} " in result.stderr
     assert "Traceback" not in result.stderr

@@ -137,3 +137,20 @@ def test_shm_and_threads_verdicts() -> None:
 def test_exit_status() -> None:
     assert exit_status([Check("pass", "a", ""), Check("warn", "b", "")]) == 0
     assert exit_status([Check("pass", "a", ""), Check("fail", "b", "")]) == 1
+
+
+def test_doctor_reports_the_torch_backend_and_the_auto_order() -> None:
+    gpu = GpuInfo(name="NVIDIA GeForce RTX 4070", compute_capability="8.9", memory_mib=12282)
+    torch_gpu = Availability(ort_distributions=("onnxruntime 1.31.1",), ort_providers=("CPUExecutionProvider",),
+                             tensorrt_error="not installed", gpu=gpu, torch_cuda=True, torch_version="2.5.1",
+                             torch_error=None)
+    torch_check, auto = doctor.check_torch(torch_gpu)
+    assert torch_check.status == "pass" and "CUDA and CPU" in torch_check.detail
+    assert "torch → " not in auto.detail and "here: scrfd: torch cuda (skipped: tensorrt: not installed" in auto.detail
+    missing = doctor.check_torch(replace(torch_gpu, torch_error="onnx2torch cannot be imported"))
+    assert missing[0].status == "warn" and "onnx2torch" in missing[0].detail
+    assert "skipped: " in missing[1].detail and "torch cuda: onnx2torch cannot be imported" in missing[1].detail
+
+
+def test_doctor_on_this_machine_names_the_torch_backend(plain_run: subprocess.CompletedProcess[str]) -> None:
+    assert "torch backend" in plain_run.stdout and "backend auto" in plain_run.stdout

@@ -30,12 +30,12 @@ class FlakyCamera:
     def __init__(self, *, lost_from: float, lost_until: float) -> None:
         self.inner = SyntheticSource(width=160, height=120, fps=50)
         self.name, self.width, self.height, self.fps = "flaky", 160, 120, 50.0
-        self.start = time.monotonic()
+        self.start = time.perf_counter()
         self.lost_from, self.lost_until = lost_from, lost_until
         self.reconnects = 0
 
     def read(self) -> np.ndarray:
-        elapsed = time.monotonic() - self.start
+        elapsed = time.perf_counter() - self.start
         if self.lost_from <= elapsed < self.lost_until:
             time.sleep(0.01)
             raise SignalLost("device unplugged")
@@ -43,7 +43,7 @@ class FlakyCamera:
 
     def reconnect(self) -> None:
         self.reconnects += 1
-        if time.monotonic() - self.start < self.lost_until:
+        if time.perf_counter() - self.start < self.lost_until:
             raise SignalLost("still unplugged")
 
     def close(self) -> None:

@@ -131,7 +131,8 @@ def test_triangulation_covers_the_mesh_without_overlap(faces: dict[str, Face]) -
     assert 850 <= len(triangles) <= 940 and triangles.dtype == np.int32
     assert set(np.unique(triangles)) == set(range(topo.NUM_POINTS))
     corners = pts[triangles].astype(np.float64)
-    areas = 0.5 * np.abs(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
+    u, v = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    areas = 0.5 * np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])  # np.cross of 2-D vectors is deprecated
     assert areas.min() > 0
     assert areas.sum() == pytest.approx(cv2.contourArea(cv2.convexHull(pts.astype(np.float32))), rel=1e-3)
 

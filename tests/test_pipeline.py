@@ -30,7 +30,7 @@ class RecordingSink:
     def write(self, frame: Frame) -> None:
         if self.write_delay_s:
             time.sleep(self.write_delay_s)
-        self.writes.append((frame.seq, time.monotonic_ns()))
+        self.writes.append((frame.seq, time.perf_counter_ns()))
 
     def close(self) -> None:
         self.closed = True
@@ -170,30 +170,60 @@ def test_stop_is_fast_on_a_running_pipeline() -> None:
                         sinks=[NullSink()], config=PipelineConfig())
     pipeline.start()
     time.sleep(0.3)
-    start = time.monotonic()
+    start = time.perf_counter()
     pipeline.stop()
-    assert time.monotonic() - start < 2.0
+    assert time.perf_counter() - start < 2.0
     assert pipeline.finished
 
 
 def test_stop_stays_within_2_s_when_source_and_sink_hang() -> None:
-    """A read and a write that each hang for 3 s: stop() still returns within 2 s and closes the sink."""
+    """A read and a write that each hang for 3 s: stop() returns within 2 s, and neither the sink nor the
+    source is closed while its thread is inside it; each is closed as soon as its thread comes out."""
     source = ScriptedSource(count=1000, fps=30, block_s=3.0)
     first = threading.Event()
+    inside = threading.Event()
+    closed_inside: list[str] = []
 
     class HangingSink(RecordingSink):
         def write(self, frame: Frame) -> None:
             first.set()
+            inside.set()
             time.sleep(3.0)
+            inside.clear()
 
+        def close(self) -> None:
+            if inside.is_set():
+                closed_inside.append("sink")
+            super().close()
+
+    class WatchedSource(ScriptedSource):
+        reading = False
+
+        def read(self) -> np.ndarray:
+            self.reading = True
+            try:
+                return super().read()
+            finally:
+                self.reading = False
+
+        def close(self) -> None:
+            if self.reading:
+                closed_inside.append("source")
+            super().close()
+
+    source = WatchedSource(count=1000, fps=30, block_s=3.0)
     sink = HangingSink()
     pipeline = Pipeline(source=source, processor=Passthrough(), sinks=[sink], config=PipelineConfig())
     pipeline.start()
     assert first.wait(5.0)
-    start = time.monotonic()
+    start = time.perf_counter()
     pipeline.stop()
-    assert time.monotonic() - start < 2.0
-    assert sink.closed
+    assert time.perf_counter() - start < 2.0
+    assert not sink.closed and not source.closed  # both threads are still inside
+    deadline = time.perf_counter() + 5.0
+    while not (sink.closed and source.closed) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert sink.closed and source.closed and closed_inside == []
 
 
 def test_stamps_reach_the_sink_in_order() -> None:

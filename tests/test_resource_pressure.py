@@ -290,10 +290,10 @@ def test_stream_goes_on_through_memory_pressure(models_root: Path, caplog: pytes
     pipeline = Pipeline(source=source, processor=processor, sinks=[NullSink()],
                         config=PipelineConfig(duration_s=3.0, ring_size=2))
     with caplog.at_level(logging.WARNING):
-        start = time.monotonic()
+        start = time.perf_counter()
         pipeline.run()
     stats = pipeline.summary()
-    assert time.monotonic() - start < 6.0
+    assert time.perf_counter() - start < 6.0
     assert detector.fell_back and mesh.fell_back
     assert stats["errors"]["processor"] == 0  # every failed call was retried within its frame
     assert not [r for r in caplog.records if r.getMessage().startswith("E21")]

@@ -34,17 +34,17 @@ def test_capacity_one_keeps_only_the_newest() -> None:
 
 def test_get_times_out_with_none() -> None:
     ring: Ring[int] = Ring(capacity=2)
-    start = time.monotonic()
+    start = time.perf_counter()
     assert ring.get(0.1) is None
-    assert 0.09 <= time.monotonic() - start < 1.0
+    assert 0.09 <= time.perf_counter() - start < 1.0
 
 
 def test_get_wakes_when_an_item_arrives() -> None:
     ring: Ring[int] = Ring(capacity=2)
     threading.Timer(0.05, ring.put, args=(42,)).start()
-    start = time.monotonic()
+    start = time.perf_counter()
     assert ring.get(5.0) == 42
-    assert time.monotonic() - start < 1.0
+    assert time.perf_counter() - start < 1.0
 
 
 def test_blocking_put_waits_for_room_and_drops_nothing() -> None:

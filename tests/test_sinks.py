@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from platform_helpers import SWAPCAM as SWAPCAM_PATH
+from platform_helpers import interrupt, popen_kwargs
 from runtime_media import read_video, write_stamped_video
 
 from realtime.config import PipelineConfig
@@ -31,7 +32,7 @@ from realtime.sources.synthetic import SyntheticSource
 from realtime.sources.video import VideoSource
 from realtime.stamp import draw_stamp, read_stamp
 
-SWAPCAM = [str(Path(sys.executable).with_name("swapcam"))]
+SWAPCAM = [SWAPCAM_PATH]
 
 
 def without_repeats(values: list[int | None]) -> list[int | None]:
@@ -103,7 +104,7 @@ def test_udp_stream_is_low_latency_h264() -> None:
     sink = StreamSink(f"udp://127.0.0.1:{collector.port}", width=320, height=240, fps=30)
     source = SyntheticSource(width=320, height=240, fps=30, paced=False)
     for seq in range(75):
-        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.monotonic_ns()))
+        sink.write(Frame(image=source.read(), seq=seq, t_capture=time.perf_counter_ns()))
     sink.close()
     data = collector.close()
     with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
@@ -160,7 +161,7 @@ def test_file_sink_plays_with_every_output_frame(tmp_path: Path, suffix: str) ->
 def test_file_sink_times_frames_by_capture_and_skips_repeats(tmp_path: Path) -> None:
     path = tmp_path / "gaps.mp4"
     sink = FileSink(path, width=160, height=120, fps=30)
-    t0 = time.monotonic_ns()
+    t0 = time.perf_counter_ns()
     image = np.zeros((120, 160, 3), np.uint8)
     for seq, ms in [(0, 0), (1, 33), (1, 33), (4, 133), (5, 167), (5, 167)]:  # 2 and 3 dropped; two re-sends
         sink.write(Frame(image=image.copy(), seq=seq, t_capture=t0 + ms * 1_000_000))
@@ -173,7 +174,7 @@ def test_file_sink_times_frames_by_capture_and_skips_repeats(tmp_path: Path) -> 
 def test_file_sink_times_an_offline_render_by_frame_index(tmp_path: Path) -> None:
     path = tmp_path / "offline.mp4"
     sink = FileSink(path, width=160, height=120, fps=25, timing="sequence")
-    t0 = time.monotonic_ns()
+    t0 = time.perf_counter_ns()
     image = np.zeros((120, 160, 3), np.uint8)
     for seq in range(5):  # rendered far faster than real time: capture times 1 ms apart
         sink.write(Frame(image=image.copy(), seq=seq, t_capture=t0 + seq * 1_000_000))
@@ -199,7 +200,7 @@ def test_file_sink_resizes_odd_frames(tmp_path: Path) -> None:
     sink = FileSink(path, width=320, height=240, fps=30)
     big = np.zeros((480, 640, 3), np.uint8)
     draw_stamp(big, 3)
-    sink.write(Frame(image=big, seq=0, t_capture=time.monotonic_ns()))
+    sink.write(Frame(image=big, seq=0, t_capture=time.perf_counter_ns()))
     sink.close()
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
@@ -230,11 +231,11 @@ def _start_recording(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]
     process = subprocess.Popen(
         [*SWAPCAM, "run", "--synthetic", "--size", "320x240", "--fps", "30",
          "--output", f"file:{video}", "--stats-json", str(stats)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_kwargs(),
     )
-    deadline = time.monotonic() + 20
+    deadline = time.perf_counter() + 20
     # The first one-second fragment on disk means the run is up and recording.
-    while time.monotonic() < deadline and (not video.exists() or video.stat().st_size < 10_000):
+    while time.perf_counter() < deadline and (not video.exists() or video.stat().st_size < 10_000):
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)
     return process, video, stats
@@ -242,10 +243,10 @@ def _start_recording(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]
 
 def test_file_is_finalised_after_sigint(tmp_path: Path) -> None:
     process, video, stats = _start_recording(tmp_path)
-    sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    sent = time.perf_counter()
+    interrupt(process)
     _out, err = process.communicate(timeout=10)
-    assert time.monotonic() - sent < 3.0  # stop within 2 s (plus process exit)
+    assert time.perf_counter() - sent < 3.0  # stop within 2 s (plus process exit)
     assert process.returncode == 0, err
     summary = json.loads(stats.read_text())
     stamps, times = read_video(video)
@@ -313,7 +314,7 @@ def test_virtualcam_frames_reach_a_reader() -> None:
     def feed() -> None:
         seq = 0
         while not stop.is_set():
-            sink.write(Frame(image=source.read(), seq=seq, t_capture=time.monotonic_ns()))
+            sink.write(Frame(image=source.read(), seq=seq, t_capture=time.perf_counter_ns()))
             seq += 1
 
     feeder = threading.Thread(target=feed, daemon=True)

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from bench_helpers import run_bench
 
+from realtime.bench import soak
 from realtime.bench.overrides import Plan
 from realtime.bench.report import build_report, format_report
 from realtime.bench.runner import Bench, BenchSettings, ConfigRun, Hooks, Setup
 from realtime.bench.schema import SCHEMA
-from realtime.bench.soak import RSS_LIMIT_MB, soak_summary
+from realtime.bench.soak import RSS_LIMIT_MB, soak_summary, soak_text
 from realtime.bench.stamps import StampedSource, StampProbe
 from realtime.config import PipelineConfig, SourceConfig
 from realtime.models import sample_path
@@ -45,32 +46,44 @@ def rendered_clip(tmp_path_factory: pytest.TempPathFactory, models_root: Path) -
 
 
 def test_short_soak_with_chaos_on_the_face_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    rendered_clip: Path) -> None:
+                                                    rendered_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 1.5 s window's p99 on a shared 2-core machine is noise, so the p99 limit is lifted here and this run
+    # checks the rest; the p99 verdict itself is checked on constructed latencies below.
+    monkeypatch.setattr(soak, "P99_TOLERANCE", 1e9)
     status, out, report = run_bench(
         tmp_path, capsys, "--input", str(rendered_clip), "--loop", "--face", str(sample_path("newton.png")),
         "--swapper", "mesh", "--duration", "5", "--warmup", "0.5", "--soak", "--soak-window", "1.5",
         "--chaos", "source=0.03,processor=0.05,seed=2")
     [config] = report["configs"]
     assert report["settings"]["soak"] is True and report["settings"]["soak_window_s"] == 1.5
-    assert config["processor"].startswith("chaos(") or config["processor"].startswith("faceswap")
-    soak = config["soak"]
-    assert soak["workers"] == {"deaths": 0, "errors": []}
-    rss = soak["rss_mb"]
-    assert rss["start"] > 0 and rss["growth"] == pytest.approx(rss["end"] - rss["start"])
-    assert rss["growth"] < RSS_LIMIT_MB and soak["checks"]["rss"] and soak["checks"]["workers"]
-    p99 = soak["p99_ms"]
-    assert p99["window_s"] == 1.5 and p99["first"] > 0 and p99["last"] > 0
-    assert p99["change"] == pytest.approx(p99["last"] / p99["first"] - 1)
-    assert soak["passed"] == all(soak["checks"].values())
-    assert status == (0 if soak["passed"] else 1)  # p99 on a busy 2-core machine may go either way
+    assert config["processor"] == "faceswap:mesh"  # the processor measured; its injected faults: "chaos"
+    result = config["soak"]
+    assert result["workers"] == {"deaths": 0, "errors": []}
+    rss = result["rss_mb"]
+    assert rss["start"] > 0 and rss["growth"] < RSS_LIMIT_MB and rss["limit"] == RSS_LIMIT_MB
+    p99 = result["p99_ms"]
+    assert p99["window_s"] == 1.5 and p99["first"] > 0 and p99["last"] > 0 and p99["change"] is not None
+    assert result["checks"] == {"rss": True, "workers": True, "p99": True} and result["passed"] is True
+    assert status == 0
     chaos = {entry["fault"]: entry for entry in config["chaos"]}
     assert set(chaos) == {"source", "processor"}
     for kind, entry in chaos.items():
         assert entry["injected"] > 0 and entry["counted"] == entry["injected"] == config["errors"][kind]
         assert entry["went_on"] and entry["output_after_last"] > 0
-    assert "soak (memory, workers, p99 of the first vs the last 1.5 s)" in out
+    assert "soak (memory, workers, p99 of the first vs the last 1.5 s)" in out and "PASS" in out
     assert "source read failures:" in out and "processor exceptions:" in out and "the stream went on" in out
     assert config["stamps"]["agree"], config["stamps"]["disagreements"]  # a glitch re-sends, never a blank
+
+
+def test_a_failed_soak_exits_1_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(soak, "RSS_LIMIT_MB", -1e9)  # no growth passes: the memory check must fail
+    status, out, report = run_bench(tmp_path, capsys, "--size", "160x120", "--duration", "1.5", "--warmup", "0",
+                                    "--soak", "--soak-window", "0.5")
+    result = report["configs"][0]["soak"]
+    assert result["checks"]["rss"] is False and result["checks"]["workers"] is True and result["passed"] is False
+    assert status == 1
+    assert "FAIL" in out and "memory grew" in out
 
 
 def test_soak_is_on_by_itself_for_long_runs() -> None:
@@ -94,21 +107,54 @@ def measured_run(*, latencies: np.ndarray, times: np.ndarray, rss: tuple[float, 
     return run
 
 
+MINUTE_TIMES = np.arange(0, 600, 1 / 30)  # ten minutes at 30 fps
+LAST_MINUTE = MINUTE_TIMES >= 540
+
+
+def flat_then(last_ms: float, *, first_ms: float = 20.0) -> np.ndarray:
+    """Every frame ``first_ms`` except the last minute's, which take ``last_ms``: p99s known exactly."""
+    return np.where(LAST_MINUTE, last_ms, first_ms)
+
+
 def test_soak_verdict_fails_on_growth_deaths_or_a_slower_tail() -> None:
-    times = np.arange(0, 600, 1 / 30)
-    steady = 20 + 5 * np.random.default_rng(0).random(times.size)
-    good = soak_summary(measured_run(latencies=steady, times=times, rss=(200.0, 212.0)), window_s=60)
+    steady = 20 + 5 * np.random.default_rng(0).random(MINUTE_TIMES.size)
+    good = soak_summary(measured_run(latencies=steady, times=MINUTE_TIMES, rss=(200.0, 212.0)), window_s=60)
     assert good["passed"] and good["p99_ms"]["window_s"] == 60 and abs(good["p99_ms"]["change"]) < 0.05
-    grew = soak_summary(measured_run(latencies=steady, times=times, rss=(200.0, 240.0)), window_s=60)
+    assert good["rss_mb"] == {"start": 200.0, "end": 212.0, "growth": 12.0, "limit": RSS_LIMIT_MB}
+    grew = soak_summary(measured_run(latencies=steady, times=MINUTE_TIMES, rss=(200.0, 240.0)), window_s=60)
     assert not grew["passed"] and grew["checks"] == {"rss": False, "workers": True, "p99": True}
-    died = soak_summary(measured_run(latencies=steady, times=times, rss=(200.0, 201.0),
+    died = soak_summary(measured_run(latencies=steady, times=MINUTE_TIMES, rss=(200.0, 201.0),
                                      errors=("RuntimeError: boom",)), window_s=60)
     assert not died["passed"] and died["workers"] == {"deaths": 1, "errors": ["RuntimeError: boom"]}
-    slower = steady + np.where(times >= 540, 4.0, 0.0)  # the last minute's tail 4 ms (≈16%) slower
-    tail = soak_summary(measured_run(latencies=slower, times=times, rss=(200.0, 201.0)), window_s=60)
-    assert not tail["passed"] and tail["checks"]["p99"] is False and tail["p99_ms"]["change"] > 0.1
-    short = soak_summary(measured_run(latencies=steady[:300], times=times[:300], rss=(1.0, 1.0)), window_s=60)
+    assert died["checks"] == {"rss": True, "workers": False, "p99": True}
+    tail = soak_summary(measured_run(latencies=flat_then(24.0), times=MINUTE_TIMES, rss=(200.0, 201.0)),
+                        window_s=60)
+    assert tail["p99_ms"]["first"] == 20.0 and tail["p99_ms"]["last"] == 24.0
+    assert tail["p99_ms"]["change"] == pytest.approx(0.2)
+    assert not tail["passed"] and tail["checks"] == {"rss": True, "workers": True, "p99": False}
+    short = soak_summary(measured_run(latencies=steady[:300], times=MINUTE_TIMES[:300], rss=(1.0, 1.0)),
+                         window_s=60)
     assert short["p99_ms"]["window_s"] == pytest.approx(299 / 30 / 2)  # two halves of a 10 s run
+
+
+def test_soak_verdict_is_one_sided_a_faster_last_minute_passes() -> None:
+    """The quiet 600 s soak of issue 12 printed FAIL because p99 fell 16.9 %: a fall is no failure."""
+    faster = soak_summary(measured_run(latencies=flat_then(18.6, first_ms=22.4), times=MINUTE_TIMES,
+                                       rss=(200.0, 213.9)), window_s=60)
+    assert faster["p99_ms"]["first"] == 22.4 and faster["p99_ms"]["last"] == 18.6
+    assert faster["p99_ms"]["change"] == pytest.approx(-0.1696, abs=1e-4)
+    assert faster["checks"] == {"rss": True, "workers": True, "p99": True} and faster["passed"]
+    within = soak_summary(measured_run(latencies=flat_then(21.0), times=MINUTE_TIMES, rss=(200.0, 201.0)),
+                          window_s=60)
+    assert within["p99_ms"]["change"] == pytest.approx(0.05) and within["passed"]  # 5 % slower: within 10 %
+    text = soak_text([{"label": "quiet", "soak": faster}, {"label": "creeping", "soak": soak_summary(
+        measured_run(latencies=flat_then(23.0), times=MINUTE_TIMES, rss=(200.0, 201.0)), window_s=60)}])
+    quiet, creeping = (next(line for line in text.splitlines() if line.startswith(label))
+                       for label in ("quiet", "creeping"))
+    assert "-17.0%" in quiet and quiet.rstrip().endswith("PASS")
+    assert "+15.0%" in creeping and creeping.rstrip().endswith("FAIL")
+    assert "creeping: p99 of the last window 23.0 ms vs the first 20.0 ms (at most +10% allowed)" in text
+    assert "quiet:" not in text
 
 
 class DiesAfter:
@@ -156,9 +202,9 @@ def test_stats_keep_a_bounded_uniform_sample_of_a_long_run() -> None:
 
     image = np.zeros((16, 16, 3), np.uint8)
     for seq in range(1000):
-        frame = Frame(image=image, seq=seq, t_capture=time.monotonic_ns())
+        frame = Frame(image=image, seq=seq, t_capture=time.perf_counter_ns())
         frame.stages["infer"] = (frame.t_capture, frame.t_capture + 1000)
-        frame.t_output = time.monotonic_ns()
+        frame.t_output = time.perf_counter_ns()
         stats.on_output(frame, resent=False)
     assert stats.output == 1000  # counters count every frame
     assert len(stats.latencies_ms) == len(stats.output_times_ns) == len(stats.sequences) <= 64

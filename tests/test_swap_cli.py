@@ -221,11 +221,9 @@ def test_processor_face_needs_a_photo() -> None:
         processing.build_processor(_args(processor="face"))
 
 
-def test_auto_picks_mesh_without_neural_models(monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(processing, "_neural_models_present", lambda: False)
+def test_auto_picks_mesh_without_neural_models(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
-        swapper = processing.build_swapper(_args())
+        swapper = processing.build_swapper(_args(models=tmp_path))  # --models: a folder without them
     assert swapper.name == "mesh"
     assert any("using mesh" in record.getMessage() for record in caplog.records)
 
@@ -236,14 +234,13 @@ def test_inswapper_without_its_models_is_e06(tmp_path: Path, monkeypatch: pytest
     for entry in root.iterdir():
         if entry.suffix != ".onnx" or entry.name in ("scrfd.onnx", "face_mesh.onnx"):
             os.symlink(entry, tmp_path / entry.name)
-    monkeypatch.setenv("SWAPCAM_MODELS", str(tmp_path))
     with pytest.raises(ModelError) as raised:
-        processing.build_swapper(_args(swapper="inswapper"))
-    assert raised.value.code == "E06"
+        processing.build_swapper(_args(swapper="inswapper", models=tmp_path))
+    assert raised.value.code == "E06" and str(tmp_path) in str(raised.value)
     # auto, told the neural models are there, really goes to the inswapper.
-    monkeypatch.setattr(processing, "_neural_models_present", lambda: True)
+    monkeypatch.setattr(processing, "_neural_models_present", lambda _root: True)
     with pytest.raises(ModelError):
-        processing.build_swapper(_args(swapper="auto"))
+        processing.build_swapper(_args(swapper="auto", models=tmp_path))
 
 
 @pytest.mark.parametrize(("option", "value"), [("max_faces", 0), ("face_index", -1), ("threads", 0),

@@ -24,13 +24,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import av
 
 from realtime.cli import build_parser
+from realtime.clock import now_ns
 from realtime.commands.processing import build_processor
 from realtime.config import PipelineConfig, SourceConfig
 from realtime.pipeline import Pipeline
@@ -59,7 +59,7 @@ def one_run(mode: str, args: argparse.Namespace, face_args: argparse.Namespace, 
     """One live run of ``args.duration`` s; its summary plus the recording's frame count."""
     processor = build_processor(face_args)  # a fresh one: the pipeline closes it
     source = open_source(SourceConfig(kind="file", location=args.input, loop=True, realtime=True))
-    path = folder / f"{mode.replace(' ', '_')}_{time.monotonic_ns()}.mp4"
+    path = folder / f"{mode.replace(' ', '_')}_{now_ns()}.mp4"
     sink = open_recording(mode, path, width=source.width, height=source.height, fps=source.fps)
     config = PipelineConfig(duration_s=args.duration)
     pipeline = Pipeline(source=source, processor=processor, sinks=[sink], config=config)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_ns, now_s
 from realtime.config import PipelineConfig, parse_size
 from realtime.pipeline import Pipeline
 from realtime.processors import Passthrough, Processor, Sleeper
@@ -43,11 +44,11 @@ def build(size: tuple[int, int], fps: float, processor: Processor, *, queue: str
 
 def run_together(pipelines: list[Pipeline], duration_s: float, on_second: Any = None) -> int:
     """Start all pipelines, let them run ``duration_s``, stop them; returns the start time (monotonic ns)."""
-    started = time.monotonic_ns()
+    started = now_ns()
     for pipeline in pipelines:
         pipeline.start()
-    deadline = time.monotonic() + duration_s
-    while (left := deadline - time.monotonic()) > 0:
+    deadline = now_s() + duration_s
+    while (left := deadline - now_s()) > 0:
         time.sleep(min(1.0, left))
         if on_second is not None:
             on_second()

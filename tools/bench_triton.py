@@ -17,12 +17,12 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_s
 from realtime.engines.selection import open_engine
 from realtime.engines.triton import open_triton
 from realtime.models import model_path
@@ -66,11 +66,11 @@ def calls(grpc_url: str, http_url: str, seconds: float, rounds: int) -> dict[str
             order = list(ways) if round_no % 2 == 0 else list(reversed(ways))
             for way in order:
                 count0, ns0 = _server_ns(stats_client, name)
-                end = time.monotonic() + per_round
-                while time.monotonic() < end:
-                    start = time.perf_counter()
+                end = now_s() + per_round
+                while now_s() < end:
+                    start = now_s()
                     ways[way].run(feeds)
-                    times[way].append((time.perf_counter() - start) * 1000)
+                    times[way].append((now_s() - start) * 1000)
                 count1, ns1 = _server_ns(stats_client, name)
                 server[way][0] += count1 - count0
                 server[way][1] += ns1 - ns0

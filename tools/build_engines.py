@@ -37,10 +37,11 @@ EXIT_UNAVAILABLE = 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="MODEL", help="model names from models/manifest.json "
+    parser.add_argument("names", nargs="*", metavar="MODEL", help="model names from realtime/manifest.json "
                         "(default: every fetched model)")
-    parser.add_argument("--models-dir", type=Path, help="models folder (default: $SWAPCAM_MODELS or models/)")
-    parser.add_argument("--engines-dir", type=Path, help="output folder (default: $SWAPCAM_ENGINES or engines/)")
+    parser.add_argument("--models-dir", type=Path, help="models folder (default: $SWAPCAM_MODELS, else the user cache)")
+    parser.add_argument("--engines-dir", type=Path,
+                        help="output folder (default: $SWAPCAM_ENGINES, else the user cache)")
     parser.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
     parser.add_argument("--workspace-mib", type=int, default=4096, help="builder workspace limit (default 4096)")
     parser.add_argument("--timing-cache", type=Path,

@@ -47,7 +47,7 @@ class Shot:
     tilt_deg: float  # peak roll of the camera
 
 
-# Face positions are facts of the pinned sample photos (sha256 in models/manifest.json).
+# Face positions are facts of the pinned sample photos (sha256 in realtime/manifest.json).
 SHOTS = (
     # Newton's face (centre 386, 160) sits high in a small painting: aim lower so the view stays inside it.
     Shot("newton.png", aim=(386.0, 205.0), face_height=143.0, zoom=(0.42, 0.60), pan=0.06, tilt_deg=10.0),

@@ -20,8 +20,9 @@ import numpy as np
 from realtime.faces.analyzer import FaceAnalyzer
 from realtime.faces.detector import input_shape
 from realtime.faces.landmarks import crop_from_landmarks
+from realtime.fetching import fetch
 from realtime.images import load_image
-from realtime.models import fetch, models_dir, sample_path
+from realtime.models import models_dir, sample_path
 
 
 def median_ms(call: Callable[[], object], repeat: int) -> str:

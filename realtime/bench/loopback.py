@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
 
+from realtime.clock import now_ns
 from realtime.errors import OutputError
 from realtime.stamp import read_stamp
 from realtime.stats import summarize_ms
@@ -94,7 +94,7 @@ class LoopbackReader:
     def _loop(self) -> None:
         while not self._stop.is_set():
             ok, image = self._capture.read()
-            now = time.monotonic_ns()
+            now = now_ns()
             if not ok or image is None:
                 self._stop.wait(0.01)
                 continue

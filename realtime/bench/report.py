@@ -13,6 +13,7 @@ from realtime import __version__
 from realtime.bench.runner import BenchSettings, ConfigRun
 from realtime.bench.schema import SCHEMA_VERSION
 from realtime.bench.soak import chaos_summary, chaos_text, soak_summary, soak_text
+from realtime.bench.tables import format_table
 from realtime.errors import SwapcamError
 
 JSONABLE = (str, int, float, bool, type(None))
@@ -158,18 +159,6 @@ def _size(config: dict[str, Any]) -> tuple[int, int]:
 
 
 # -- terminal tables -------------------------------------------------------------------
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell; the first left-aligned, the rest right-aligned."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        first = str(cells[0]).ljust(widths[0])
-        rest = [str(cell).rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    return "\n".join([line(headers), *(line(row) for row in rows)])
 
 
 def _num(value: float | None, digits: int = 1) -> str:

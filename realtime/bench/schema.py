@@ -96,7 +96,7 @@ _SOAK = _object({
         "window_s": {**_NULLABLE_NUMBER, "description": "length of the first and the last window"},
         "first": _NULLABLE_NUMBER, "last": _NULLABLE_NUMBER,
         "change": {**_NULLABLE_NUMBER, "description": "last / first - 1"},
-        "tolerance": {**_NUMBER, "description": "the largest |change| that passes"},
+        "tolerance": {**_NUMBER, "description": "the largest change that passes (one-sided: any fall passes)"},
     }),
     "checks": _object({"rss": {"type": "boolean"}, "workers": {"type": "boolean"}, "p99": {"type": "boolean"}}),
     "passed": {"type": "boolean"},

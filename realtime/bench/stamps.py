@@ -8,14 +8,15 @@ repeats, reordering and frames that never arrived, whatever the counters say.
 
 from __future__ import annotations
 
-import time
 from array import array
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from realtime.clock import now_ns
 from realtime.frame import Frame
+from realtime.sinks.base import Sink
 from realtime.sources.base import Source
 from realtime.stamp import CELL, COLS, ROWS, STAMP_HEIGHT, STAMP_WIDTH, draw_stamp, read_stamp
 
@@ -73,7 +74,7 @@ class StageSplits:
         return self.frames
 
 
-class StampedSource:
+class StampedSource(Source):
     """Wraps a source: stamps each frame with its own counter and records when it was read.
 
     Every source kind (synthetic, file, camera) is stamped the same way, so a
@@ -99,7 +100,7 @@ class StampedSource:
             draw_stamp(image, seq)
             # Timed after drawing (~0.1 ms), as the pipeline's own capture time is: stamping is the
             # benchmark's cost, not the pipeline's, and both latencies then start at the same point.
-            self.captured_ns.record(seq, time.monotonic_ns())
+            self.captured_ns.record(seq, now_ns())
         else:
             self.captured_ns.record(seq, None)
         return image
@@ -115,7 +116,7 @@ class StampedSource:
         self.inner.close()
 
 
-class StampProbe:
+class StampProbe(Sink):
     """A null sink that records, for every frame written to it, its stamp and when it arrived.
 
     To cost the output thread almost nothing (~2 µs, where decoding takes
@@ -134,7 +135,7 @@ class StampProbe:
 
     def write(self, frame: Frame) -> None:
         """Record the frame's stamp cells and, the first time it is written, its stage split."""
-        now = time.monotonic_ns()
+        now = now_ns()
         cells = frame.image[_MID:STAMP_HEIGHT:CELL, _MID:STAMP_WIDTH:CELL]
         self._cells += cells.tobytes() if cells.shape == _CELL_SHAPE else bytes(_CELL_BYTES)
         self._times.append(now)

@@ -77,7 +77,7 @@ def add_parser(sub: Any) -> None:
     group.add_argument("--plot", type=Path, metavar="PATH", help="draw latency over time, CDF and stages as PNG")
     group.add_argument("--soak", action="store_true",
                        help="report the soak verdict: RSS growth ≤ 30 MB, no worker death, p99 of the last minute "
-                            "within 10%% of the first (on by itself from --duration 120); exit 1 if it fails")
+                            "at most 10%% above the first (on by itself from --duration 120); exit 1 if it fails")
     group.add_argument("--soak-window", type=float, default=SOAK_WINDOW_S, help=argparse.SUPPRESS)
     group.add_argument("--loopback", nargs="?", const="auto", metavar="DEVICE",
                        help="also output to a virtual camera (default: the first v4l2loopback device) and read "

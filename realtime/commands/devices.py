@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 PROBE_INDICES = range(6)
 
@@ -35,13 +38,34 @@ def linux_report() -> list[str]:
     return lines
 
 
+def named_cameras() -> list[str] | None:
+    """Cameras with their names, numbered as ``--camera N`` opens them (Windows, macOS), via
+    cv2-enumerate-cameras; None when it is not installed or cannot enumerate here."""
+    from realtime.sources.camera import capture_apis
+
+    try:
+        from cv2_enumerate_cameras import enumerate_cameras
+    except ImportError:
+        return None
+    api_name, api = capture_apis()[0]
+    try:
+        cameras = enumerate_cameras(api)
+    except Exception as exc:  # a third-party probe of OS APIs: any failure means "no names", not a crash
+        log.debug("cv2-enumerate-cameras failed: %r", exc)
+        return None
+    return [f"  {camera.index}  {camera.name} ({api_name})" for camera in cameras]
+
+
 def probed_cameras() -> list[str]:
-    """Camera indices OpenCV can open (Windows, macOS): a quick open/close of each."""
+    """Camera indices OpenCV can open (Windows, macOS): a quick open/close of each, with this OS's API."""
     import cv2
 
+    from realtime.sources.camera import capture_apis
+
+    _name, api = capture_apis()[0]
     found = []
     for index in PROBE_INDICES:
-        capture = cv2.VideoCapture(index)
+        capture = cv2.VideoCapture(index, api)
         if capture.isOpened():
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -71,7 +95,10 @@ def report() -> list[str]:
     if platform.system() == "Linux":
         return linux_report()
     lines = ["cameras (use --camera N):"]
-    lines += probed_cameras() or ["  none found (check the OS camera permissions for this terminal)"]
+    cameras = named_cameras()
+    if cameras is None:
+        cameras = probed_cameras()
+    lines += cameras or ["  none found (check the OS camera permissions for this terminal)"]
     lines.append("virtual camera backends:")
     lines += virtualcam_backends()
     return lines

@@ -15,10 +15,14 @@ import os
 import platform
 import sys
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from realtime.commands.checks import SHM_MIN_MIB, STATUSES, Check, driver_supports
+from realtime.commands.models import add_models_option
+from realtime.container import container_kind, usable_cpus
+from realtime.engines.ort import CPU_PROVIDER, preload_cuda_libraries
 from realtime.engines.probe import (
     CUDA_PROVIDER,
     Availability,
@@ -26,26 +30,12 @@ from realtime.engines.probe import (
     default_engines_dir,
     probe_availability,
 )
+from realtime.engines.selection import COREML_PROVIDER, TORCH_CUDA_WINDOWS, auto_provider
 from realtime.engines.sidecar import mismatches
 from realtime.errors import SwapcamError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-SHM_MIN_MIB = 512  # Docker's default /dev/shm is 64 MiB: too small for torch's shared memory
-STATUSES = ("pass", "warn", "fail")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    status: str  # "pass", "warn" or "fail"
-    name: str
-    detail: str
-
-    def line(self) -> str:
-        """``PASS  name          detail``."""
-        return f"{self.status.upper():4}  {self.name:<22} {self.detail}"
 
 
 def add_parser(sub: Any) -> None:
@@ -55,12 +45,13 @@ def add_parser(sub: Any) -> None:
         description="Check what swapcam needs on this machine. Each line is PASS, WARN or FAIL; "
                     "exit status 0 when nothing failed, 1 when any check failed.")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    add_models_option(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run every check, print the report, return 0 (all pass/warn) or 1 (any fail)."""
-    checks = run_checks()
+    checks = run_checks(models_root=args.models)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:
@@ -76,15 +67,23 @@ def exit_status(checks: list[Check]) -> int:
     return EXIT_FAILED if any(c.status == "fail" for c in checks) else EXIT_OK
 
 
-def run_checks() -> list[Check]:
-    """Every check, in report order."""
+def run_checks(*, models_root: Path | None = None) -> list[Check]:
+    """Every check, in report order; ``models_root``: the ``--models`` folder (None: the default one)."""
     available = probe_availability(probe_gpu=True)
     checks = [check_python()]
     for group in (check_onnxruntime(available), check_cuda(available), check_gpu(available),
-                  check_tensorrt(available), check_models(), check_engines(available),
-                  check_virtual_camera(), check_shm(), check_threads()):
+                  check_tensorrt(available), check_torch(available), check_models(models_root),
+                  check_engines(available, models_root), check_virtual_camera(), *environment_checks()):
         checks.extend(group)
     return checks
+
+
+def environment_checks() -> list[list[Check]]:
+    """Inside a container: its own checks (shm, devices, GPU, threads, each with its fix); else shm and threads."""
+    from realtime.commands.doctor_container import run_container_checks
+
+    inside = run_container_checks(libcuda=cuda_driver_version())
+    return [inside] if inside else [check_shm(), check_threads()]
 
 
 # ------------------------------------------------------------------ Python, ONNX Runtime
@@ -126,6 +125,7 @@ def cuda_provider_error() -> str | None:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    preload_cuda_libraries(onnxruntime, [CUDA_PROVIDER])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "provider not in available names": we report it
@@ -165,22 +165,12 @@ def cuda_runtimes() -> dict[str, str]:
     return found
 
 
-def driver_supports(driver: str, runtime: str) -> str:
-    """"pass" if the driver's CUDA ≥ the runtime's, "warn" if only the minor is older, else "fail"."""
-    have = tuple(int(p) for p in driver.split(".")[:2])
-    need = tuple(int(p) for p in runtime.split(".")[:2])
-    if have >= need:
-        return "pass"
-    # CUDA minor-version compatibility: a 12.x runtime runs on any 12.y driver, without newer features.
-    return "warn" if have[0] == need[0] else "fail"
-
-
 def check_cuda(available: Availability) -> list[Check]:
     """Driver CUDA version against the CUDA runtimes the installed packages need."""
     driver = cuda_driver_version()
     if driver is None:
         return [Check("pass" if available.gpu is None else "warn", "cuda",
-                      "no NVIDIA driver (libcuda) found — CPU only")]
+                      f"no NVIDIA driver (libcuda) found — {without_cuda(available)}")]
     runtimes = cuda_runtimes()
     checks = [Check("pass", "cuda driver", f"supports CUDA {driver}"
                     + (f" (driver {available.gpu.driver_version})" if available.gpu else ""))]
@@ -191,6 +181,16 @@ def check_cuda(available: Availability) -> list[Check]:
                   "fail": "driver is too old for this runtime — update the NVIDIA driver"}[status]
         checks.append(Check(status, "cuda runtime", f"{package} built for CUDA {runtime}: {advice}"))
     return checks
+
+
+def without_cuda(available: Availability) -> str:
+    """What runs the models when there is no CUDA: DirectML, the CPU, and whether CoreML could."""
+    provider = auto_provider(available)
+    if provider != CPU_PROVIDER:
+        return f"models run on {provider}"
+    if COREML_PROVIDER in available.ort_providers:
+        return f"models run on the CPU; {COREML_PROVIDER} is available but opt-in (--device coreml)"
+    return "CPU only"
 
 
 def check_gpu(available: Availability) -> list[Check]:
@@ -206,7 +206,8 @@ def check_gpu(available: Availability) -> list[Check]:
 def check_tensorrt(available: Availability) -> list[Check]:
     """TensorRT version (only expected where there is a GPU)."""
     if available.tensorrt_version is not None:
-        torch_note = "" if available.torch_cuda else " — but torch with CUDA is missing (pip install .[gpu])"
+        torch_hint = TORCH_CUDA_WINDOWS if available.platform == "win32" else "pip install .[gpu]"
+        torch_note = "" if available.torch_cuda else f" — but torch with CUDA is missing ({torch_hint})"
         return [Check("pass" if available.torch_cuda else "warn", "tensorrt",
                       f"{available.tensorrt_version}{torch_note}")]
     if available.gpu is None:
@@ -215,18 +216,38 @@ def check_tensorrt(available: Availability) -> list[Check]:
                   "python tools/build_engines.py for the fastest inference")]
 
 
+def check_torch(available: Availability) -> list[Check]:
+    """The torch backend (onnx2torch), and what ``--backend auto`` takes here, with why it skips the better ones."""
+    from realtime.engines.selection import choose
+
+    if available.torch_error is not None:
+        torch_check = Check("pass" if available.gpu is None else "warn", "torch backend",
+                            f"{available.torch_error} (optional: --backend torch runs the models on torch's own CUDA)")
+    else:
+        where = "CUDA and CPU" if available.torch_cuda else "CPU only (torch sees no CUDA device)"
+        torch_check = Check("pass", "torch backend", f"torch {available.torch_version} with onnx2torch: {where}")
+    try:
+        choice = choose(model_name="scrfd", model_sha256=None, available=available)
+        auto = Check("pass", "backend auto", "order TensorRT → ONNX Runtime CUDA → torch CUDA → ONNX Runtime CPU; "
+                     f"here: {choice.summary()}")
+    except SwapcamError as exc:
+        auto = Check("fail", "backend auto", exc.message())
+    return [torch_check, auto]
+
+
 # ------------------------------------------------------------------ models and engines
 
 
-def check_models() -> list[Check]:
-    """Each model of the manifest: present, and its sha256 as pinned."""
+def check_models(root: Path | None = None) -> list[Check]:
+    """The models folder, and each model of the manifest: present, and its sha256 as pinned."""
     from realtime import models
 
     try:
-        rows = models.list_status()
+        root = models.models_dir(root)
+        rows = models.list_status(root)
     except SwapcamError as exc:
         return [Check("fail", "models", exc.message())]
-    checks = []
+    checks = [Check("pass", "models folder", str(root))]
     for row in rows:
         if row.kind == "sample":
             continue
@@ -243,24 +264,24 @@ def check_models() -> list[Check]:
     return checks
 
 
-def _model_sha(name: str) -> str | None:
+def _model_sha(name: str, root: Path | None) -> str | None:
     from realtime import models
 
     try:
-        return models.cached_sha256(models.model_path(name))
+        return models.cached_sha256(models.model_path(name, root=root))
     except (SwapcamError, ValueError):
         return None
 
 
-def check_engines(available: Availability, engines_dir: Path | None = None) -> list[Check]:
-    """Each TensorRT engine in engines/ and whether it fits this model file, GPU and TensorRT."""
-    folder = engines_dir or default_engines_dir()
+def check_engines(available: Availability, models_root: Path | None = None) -> list[Check]:
+    """Each TensorRT engine in the engines folder and whether it fits this model file, GPU and TensorRT."""
+    folder = default_engines_dir()
     checks = [Check("warn", "engine", problem) for problem in available.engine_problems]
     if not available.engines:
         hint = "python tools/build_engines.py builds them" if available.gpu else "only used on an NVIDIA GPU"
         return [*checks, Check("pass", "engines", f"none in {folder} ({hint})")]
     for path, sidecar in available.engines:
-        reasons = mismatches(sidecar, model_sha256=_model_sha(sidecar.model_name), gpu=available.gpu,
+        reasons = mismatches(sidecar, model_sha256=_model_sha(sidecar.model_name, models_root), gpu=available.gpu,
                              tensorrt_version=available.tensorrt_version)
         if reasons:
             checks.append(Check("warn", "engine", f"{path.name} does not fit this machine: {'; '.join(reasons)} "
@@ -302,13 +323,7 @@ def check_virtual_camera() -> list[Check]:
 
 def in_container() -> bool:
     """Whether this process runs inside a Docker/Podman/Kubernetes container."""
-    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
-        return True
-    try:
-        cgroup = Path("/proc/1/cgroup").read_text()
-    except OSError:
-        return False
-    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "libpod"))
+    return container_kind() is not None
 
 
 def shm_check(size_mib: int, *, container: bool) -> Check:
@@ -333,17 +348,17 @@ def check_shm() -> list[Check]:
 
 def threads_check(omp: str | None, logical: int) -> Check:
     """The verdict on OMP_NUM_THREADS for ``logical`` CPUs."""
-    base = f"{logical} logical CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
+    base = f"{logical} usable CPUs; swapcam sets ONNX Runtime's threads itself (--threads)"
     if omp is None:
         return Check("pass", "threads", f"OMP_NUM_THREADS unset; {base}")
     if not omp.isdigit() or int(omp) < 1:
         return Check("warn", "threads", f"OMP_NUM_THREADS={omp!r} is not a positive number; {base}")
     if int(omp) > logical:
-        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} logical CPUs "
+        return Check("warn", "threads", f"OMP_NUM_THREADS={omp} exceeds the {logical} usable CPUs "
                      "(oversubscription slows every frame)")
     return Check("pass", "threads", f"OMP_NUM_THREADS={omp}; {base}")
 
 
 def check_threads() -> list[Check]:
-    """OMP_NUM_THREADS against the CPU count."""
-    return [threads_check(os.environ.get("OMP_NUM_THREADS"), os.cpu_count() or 1)]
+    """OMP_NUM_THREADS against the CPUs this process may use (affinity and cgroup quota)."""
+    return [threads_check(os.environ.get("OMP_NUM_THREADS"), usable_cpus())]

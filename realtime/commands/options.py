@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from realtime.config import PipelineConfig, SourceConfig, looks_like_url, parse_size
+from realtime.console import ansi_supported
 from realtime.errors import OutputError, UsageError
 from realtime.stats import Stats
 
@@ -89,15 +91,24 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 class StatusPrinter:
     """Prints the one-line status: rewritten in place on a terminal, plain lines otherwise."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, extra: Callable[[], str] | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.extra = extra  # more status, e.g. the live face and swap state
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        # A console without ANSI support (older Windows) would print "\x1b[2K" literally: pad instead.
+        self.ansi = ansi_supported(self.stream)
+        self._width = 0
         self._printed = False
 
     def __call__(self, stats: Stats) -> None:
         line = stats.status_line()
-        if self.tty:
+        if self.extra is not None:
+            line += " | " + self.extra()
+        if self.tty and self.ansi:
             self.stream.write("\r\x1b[2K" + line)
+        elif self.tty:
+            self.stream.write("\r" + line.ljust(self._width))
+            self._width = max(self._width, len(line))
         else:
             self.stream.write(line + "\n")
         self.stream.flush()

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from realtime.commands.models import add_models_option
 from realtime.errors import UsageError
 from realtime.processors import Passthrough, Processor, Sleeper
 from realtime.swappers.base import Swapper
@@ -14,8 +15,8 @@ from realtime.swappers.base import Swapper
 log = logging.getLogger("swapcam")
 
 SWAPPERS = ("auto", "mesh", "inswapper")
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "triton")
-DEVICES = ("auto", "cuda", "cpu")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
+DEVICES = ("auto", "cuda", "cpu", "coreml")
 
 
 def add_processing_options(parser: argparse.ArgumentParser) -> None:
@@ -50,12 +51,19 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--enhancer-blend", type=float, default=0.8, metavar="W",
                        help="weight of the enhanced face, 0..1 (default 0.8)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference backend (auto: TensorRT engine if built, else ONNX Runtime; triton: the "
-                            "models run on the Triton server at --triton-url)")
+                       help="inference backend (auto: a TensorRT engine if built, else ONNX Runtime on CUDA, "
+                            "else torch on CUDA, else ONNX Runtime on the CPU; torch: the ONNX models converted "
+                            "with onnx2torch; triton: the models run on the Triton server at --triton-url)")
+    group.add_argument("--device", default="auto", choices=DEVICES,
+                       help="where models run (default auto; coreml: try CoreML on a Mac)")
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                       help="torch backend on CUDA: run the models in fp16 (default fp32)")
+    group.add_argument("--cuda-graph", action="store_true",
+                       help="capture fixed-shape models (face mesh, inswapper) into a CUDA graph and replay it "
+                            "(torch on CUDA and TensorRT)")
     group.add_argument("--triton-url", metavar="URL",
                        help="Triton Inference Server for --backend triton: grpc://HOST:8001 or http://HOST:8000 "
                             "(`swapcam serve` starts one here)")
-    group.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
                        help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
     group.add_argument("--face-check", default="background", choices=("background", "inline"),
@@ -64,6 +72,7 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--det-size", type=int, metavar="PX",
                        help="face detector input size, a multiple of 32 (smaller is faster, finds fewer small "
                             "faces)")
+    add_models_option(group)
 
 
 def build_processor(args: argparse.Namespace) -> Processor:
@@ -95,6 +104,10 @@ def check_face_options(args: argparse.Namespace) -> None:
         raise UsageError("E01", f"--face-index {args.face_index}", remedy="use 0 (the largest face) or more")
     if not 1 <= args.threads <= 64:
         raise UsageError("E01", f"--threads {args.threads}", remedy="use 1 to 64 threads")
+    if args.device == "cpu" and (args.precision != "fp32" or args.cuda_graph):
+        raise UsageError("E01", f"--device cpu with {'--cuda-graph' if args.cuda_graph else '--precision fp16'}",
+                         remedy="fp16 and CUDA graphs need a CUDA device: use --device cuda (or auto), or leave "
+                                "them out")
     if args.det_size is not None and (args.det_size % 32 or not 64 <= args.det_size <= 1920):
         raise UsageError("E01", f"--det-size {args.det_size}",
                          remedy="use a multiple of 32 between 64 and 1920, e.g. 320")
@@ -131,9 +144,10 @@ def build_face_swap(args: argparse.Namespace, *, fps: float | None = None) -> An
 
         swapper = with_enhancer(swapper, args.enhancer, backend=backend, device=args.device,
                                 threads=args.threads, blend_weight=args.enhancer_blend,
-                                live=live)
+                                live=live, root=args.models)
     # An offline render stays inline: the same video gives the same frames every time.
-    analyzer = FaceAnalyzer.open(backend=backend, device=args.device, threads=args.threads,
+    analyzer = FaceAnalyzer.open(root=args.models, backend=backend, device=args.device,
+                                 threads=args.threads, precision=args.precision, cuda_graph=args.cuda_graph,
                                  det_size=args.det_size, max_faces=args.max_faces,
                                  background_check=live and args.face_check == "background")
     sources = load_source_faces(args.face, analyzer, face_index=args.face_index)
@@ -147,7 +161,7 @@ def build_swapper(args: argparse.Namespace) -> Swapper:
     """The swapper ``--swapper`` names; ``auto`` takes inswapper when its models are present."""
     name = args.swapper
     if name == "auto":
-        name = "inswapper" if _neural_models_present() else "mesh"
+        name = "inswapper" if _neural_models_present(args.models) else "mesh"
         log.info("--swapper auto: using %s (%s)", name,
                  "neural models found" if name == "inswapper"
                  else "neural models not fetched; `swapcam models fetch --neural` enables inswapper")
@@ -160,12 +174,12 @@ def build_swapper(args: argparse.Namespace) -> Swapper:
     raise UsageError("E01", f"--swapper {name!r}", remedy="use auto, mesh or inswapper")
 
 
-def _neural_models_present() -> bool:
+def _neural_models_present(root: Path | None) -> bool:
     try:
         from realtime.swappers.inswapper import neural_models_present
     except ImportError:
         return False
-    return bool(neural_models_present())
+    return bool(neural_models_present(root))
 
 
 def _open_inswapper(args: argparse.Namespace) -> Swapper:
@@ -174,6 +188,7 @@ def _open_inswapper(args: argparse.Namespace) -> Swapper:
     except ImportError as exc:
         raise UsageError("E23", f"--swapper inswapper is not available in this build ({exc})",
                          remedy="use --swapper mesh") from exc
-    swapper: Swapper = InswapperSwapper.open(backend=engine_backend(args), device=args.device, threads=args.threads,
-                                             keep_mouth=args.keep_mouth)
+    swapper: Swapper = InswapperSwapper.open(root=args.models, backend=engine_backend(args), device=args.device,
+                                             threads=args.threads, keep_mouth=args.keep_mouth,
+                                             precision=args.precision, cuda_graph=args.cuda_graph)
     return swapper

@@ -21,8 +21,8 @@ class TensorSpec:
 class Engine(Protocol):
     """A loaded model: describe its tensors and run it on a dict of arrays."""
 
-    backend: str  # "onnxruntime" or "tensorrt"
-    provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "TensorRT"
+    backend: str  # "onnxruntime", "tensorrt" or "torch"
+    provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "TensorRT", "torch cuda"
 
     @property
     def inputs(self) -> list[TensorSpec]: ...

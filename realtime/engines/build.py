@@ -9,9 +9,10 @@ model manifest's ``trt_profile`` entry, a ``--profile`` override, or a default.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,33 +174,18 @@ def build_engine(trt: Any, model_path: Path, *, model_name: str, gpu: GpuInfo, o
     started = time.perf_counter()
     sha = file_sha256(model_path)
     model = onnx.load(str(model_path))
-    profiles = input_profiles(onnx_input_dims(model), manifest_profile=manifest_profile,
-                              overrides=options.profile_overrides, note=say)
+    dims = onnx_input_dims(model)
+    profiles = input_profiles(dims, manifest_profile=manifest_profile, overrides=options.profile_overrides, note=say)
+    dynamic = {name for name, shape in dims.items() if None in shape}
     strongly_typed = not hasattr(trt.BuilderFlag, "FP16")  # TensorRT 11: precision comes from the graph
     flags = [options.precision]
     if options.precision == "fp16" and strongly_typed and not has_fp16_weights(model):
         say("  converting the ONNX graph to FP16 (TensorRT 11 networks are strongly typed)")
         model = convert_to_fp16(model)
         flags.append("onnx-fp16")
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(model.SerializeToString(), str(model_path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        for error in errors:
-            say(f"  parser error: {error}")
-        raise BackendError("E20", f"{model_path.name}: the ONNX parser reported {len(errors)} error(s)",
-                           remedy="see the parser errors above; the model may need a newer TensorRT")
-    # TensorRT requires the monitor to outlive the build: keep a reference here.
-    monitor = _Progress(trt, say).monitor if hasattr(trt, "IProgressMonitor") else None
-    config = _configure(trt, builder, network, options, profiles, flags, say)
-    if monitor is not None:
-        config.progress_monitor = monitor
-    cache_file = timing_cache_path(options, gpu, trt.__version__)
-    cache = _load_timing_cache(config, cache_file, say)
-    say(f"  building ({', '.join(flags)}, workspace {options.workspace_mib} MiB) …")
-    plan = builder.build_serialized_network(network, config)
+    with cuda_device(options.device_id):  # TensorRT builds on the current CUDA device
+        plan, config, cache_file, cache = _build_plan(trt, model, model_path, options=options, profiles=profiles,
+                                                      dynamic=dynamic, flags=flags, gpu=gpu, say=say)
     if plan is None:
         raise BackendError("E20", f"{model_path.name}: TensorRT could not build an engine",
                            remedy="see the TensorRT messages above; try --precision fp32 or a larger --workspace-mib")
@@ -222,8 +208,46 @@ def build_engine(trt: Any, model_path: Path, *, model_name: str, gpu: GpuInfo, o
     return BuildResult(engine_path=engine_path, sidecar=sidecar)
 
 
+
+def _build_plan(trt: Any, model: Any, model_path: Path, *, options: BuildOptions, profiles: Profiles,
+                dynamic: set[str], flags: list[str], gpu: GpuInfo, say: Callable[[str], None]
+                ) -> tuple[Any, Any, Path, Any]:
+    """Parse and build on the current device: (plan or None, builder config, timing-cache file, timing cache)."""
+    from realtime.engines.trt import trt_logger
+
+    logger = trt_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(model.SerializeToString(), str(model_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        for error in errors:
+            say(f"  parser error: {error}")
+        raise BackendError("E20", f"{model_path.name}: the ONNX parser reported {len(errors)} error(s)",
+                           remedy="see the parser errors above; the model may need a newer TensorRT")
+    # TensorRT requires the monitor to outlive the build: keep a reference here.
+    monitor = _Progress(trt, say).monitor if hasattr(trt, "IProgressMonitor") else None
+    config = _configure(trt, builder, network, options, profiles, flags, say, dynamic=dynamic)
+    if monitor is not None:
+        config.progress_monitor = monitor
+    cache_file = timing_cache_path(options, gpu, trt.__version__)
+    cache = _load_timing_cache(config, cache_file, say)
+    say(f"  building ({', '.join(flags)}, workspace {options.workspace_mib} MiB) …")
+    return builder.build_serialized_network(network, config), config, cache_file, cache
+
+
+@contextlib.contextmanager
+def cuda_device(device_id: int) -> Iterator[None]:
+    """Make ``device_id`` the current CUDA device for TensorRT (through torch, which the runtime needs anyway)."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendError("E09", "torch is not installed (pip install .[gpu])") from exc
+    with torch.cuda.device(device_id):
+        yield
+
 def _configure(trt: Any, builder: Any, network: Any, options: BuildOptions, profiles: Profiles,
-               flags: list[str], say: Callable[[str], None]) -> Any:
+               flags: list[str], say: Callable[[str], None], *, dynamic: set[str]) -> Any:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     if options.precision == "fp16" and hasattr(trt.BuilderFlag, "FP16"):
@@ -238,10 +262,12 @@ def _configure(trt: Any, builder: Any, network: Any, options: BuildOptions, prof
                              remedy=f"TensorRT {trt.__version__} does not offer it; use ampere_plus or leave it out")
         config.hardware_compatibility_level = level
         flags.append(f"hardware-compatible:{options.hardware_compatibility}")
-    dynamic = {name: p for name, p in profiles.items() if p["min"] != p["max"]}
-    if dynamic:
+    # Every input with a dynamic axis in the ONNX graph needs a profile, even one pinned to a single shape
+    # (ArcFace: batch axis dynamic, profile 1..1): without it TensorRT refuses to build.
+    profiled = {name: p for name, p in profiles.items() if name in dynamic or p["min"] != p["max"]}
+    if profiled:
         profile = builder.create_optimization_profile()
-        for name, shapes in dynamic.items():
+        for name, shapes in profiled.items():
             profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
             say(f"  profile {name}: min {shapes['min']} opt {shapes['opt']} max {shapes['max']}")
         config.add_optimization_profile(profile)

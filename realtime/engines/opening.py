@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def open_model(name: str, *, path: Path | None = None, root: Path | None = None, backend: str = "auto",
                device: str = "auto", threads: int = 1, available: Availability | None = None,
-               upcast_fp16: bool = False, cuda_graph: bool = False) -> Engine:
+               upcast_fp16: bool = False, cuda_graph: bool = False, precision: str = "fp32") -> Engine:
     """Open the manifest model ``name`` on the best backend ``backend``/``device`` allow.
 
     The file is ``path`` when given (a file supplied by hand), else the fetched file checked against its
@@ -33,7 +33,7 @@ def open_model(name: str, *, path: Path | None = None, root: Path | None = None,
     :func:`~realtime.engines.selection.triton_backend`) runs it on that Triton server, checked against this file.
     ``upcast_fp16``: a file with float16 weights runs in
     float32 on ONNX Runtime (the file is read once more to find out, so only models that may be float16
-    ask for it).
+    ask for it). ``precision`` and ``cuda_graph``: see :func:`~realtime.engines.selection.select_and_open`.
     """
     if path is None:
         from realtime import models
@@ -45,7 +45,8 @@ def open_model(name: str, *, path: Path | None = None, root: Path | None = None,
         return open_triton(name, path=path, url=backend.removeprefix("triton="))
     ort_model = float32_maker(path) if upcast_fp16 else None
     return open_engine(path, backend=backend, device=device, threads=threads, available=available,
-                       model_name=name, cuda_graph=cuda_graph, ort_model=ort_model)
+                       model_name=name, cuda_graph=cuda_graph, ort_model=ort_model,
+                       precision=precision)
 
 
 def float32_maker(path: Path) -> Callable[[], bytes] | None:

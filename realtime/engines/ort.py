@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 
 from realtime.engines.base import TensorSpec
 from realtime.errors import BackendError
+
+log = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -37,13 +41,35 @@ def _provider_entries(providers: list[str], device_id: int) -> list[Any]:
     return [(name, {"device_id": str(device_id)}) if name == CUDA_PROVIDER else name for name in providers]
 
 
+def preload_cuda_libraries(ort: Any, providers: Sequence[str]) -> bool:
+    """Load CUDA and cuDNN before the first CUDA session, where this onnxruntime can (1.21+).
+
+    ``onnxruntime.preload_dlls()`` finds them in torch's CUDA build or in the nvidia-* wheels that
+    ``onnxruntime-gpu[cuda,cudnn]`` installs. Without it, on Windows, those wheels' DLLs are not on the
+    search path and the CUDA provider silently falls back to the CPU (E19). Returns whether it ran.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if CUDA_PROVIDER not in providers or preload is None:
+        return False
+    try:
+        preload()
+    except Exception as exc:  # a missing library shows up as E19 when the session loads; say why here
+        log.debug("onnxruntime.preload_dlls() failed: %r", exc)
+        return False
+    return True
+
+
 class OrtEngine:
     """An ONNX model on an ONNX Runtime InferenceSession with explicit providers and threads.
 
     On the CUDA provider every run goes through IO binding: numpy inputs are
     copied up once, torch CUDA tensors are bound by pointer (no copy), and
-    outputs are allocated on the device; :meth:`run` copies them down once,
-    :meth:`run_torch` hands them over as torch tensors without a copy.
+    outputs are allocated on the device; :meth:`run` copies them down once.
+    :meth:`run_torch` binds torch tensors it allocates as the outputs, so they
+    are handed over without a copy; only on the first run of a new input shape
+    whose output shapes are not known yet does ONNX Runtime allocate them, and
+    they come over by DLPack (or, on an ONNX Runtime without it, through the
+    host, that once).
     """
 
     backend = "onnxruntime"
@@ -62,6 +88,7 @@ class OrtEngine:
         options.log_severity_level = 3
         source = str(model) if isinstance(model, Path) else model
         self.requested_providers = tuple(providers)
+        preload_cuda_libraries(ort, providers)
         with warnings.catch_warnings():
             # ONNX Runtime warns when a requested provider is missing; lost_providers() reports it (E19).
             warnings.simplefilter("ignore", UserWarning)
@@ -74,6 +101,10 @@ class OrtEngine:
         self._inputs = [_spec(a) for a in self.session.get_inputs()]
         self._outputs = [_spec(a) for a in self.session.get_outputs()]
         self._output_names = [o.name for o in self._outputs]
+        self._output_shapes: dict[tuple[tuple[int, ...], ...], list[tuple[int, ...]]] = {}
+        fixed = [spec.shape for spec in self._outputs if all(isinstance(d, int) for d in spec.shape)]
+        self._fixed_outputs = [tuple(int(d) for d in shape if d is not None) for shape in fixed] \
+            if len(fixed) == len(self._outputs) else None
 
     @property
     def inputs(self) -> list[TensorSpec]:
@@ -103,18 +134,28 @@ class OrtEngine:
         """Run on torch tensors; outputs are torch tensors on this engine's device."""
         import torch
 
+        key = tuple(tuple(feeds[spec.name].shape) for spec in self._inputs)
+        shapes = self._fixed_outputs or self._output_shapes.get(key)
+        device = torch.device(self.device_type, self.device_id)
+        if shapes is not None:
+            tensors = [torch.empty(shape, dtype=_torch_dtype(spec.dtype), device=device)
+                       for shape, spec in zip(shapes, self._outputs, strict=True)]
+            binding, _keep = self._bind(feeds, outputs=tensors)
+            self.session.run_with_iobinding(binding)
+            return dict(zip(self._output_names, tensors, strict=True))
         binding, _keep = self._bind(feeds)
         self.session.run_with_iobinding(binding)
         values = binding.get_outputs()
         if hasattr(values[0], "__dlpack__"):
             tensors = [torch.from_dlpack(value) for value in values]
-        else:  # ONNX Runtime before DLPack support on OrtValue: one copy through the host
-            device = torch.device(self.device_type, self.device_id)
+        else:  # ONNX Runtime before DLPack support on OrtValue: through the host, once per new input shape
             tensors = [torch.from_numpy(value.numpy()).to(device) for value in values]
+        self._output_shapes[key] = [tuple(t.shape) for t in tensors]
         return dict(zip(self._output_names, tensors, strict=True))
 
-    def _bind(self, feeds: dict[str, Any]) -> tuple[Any, list[Any]]:
-        """An IO binding for ``feeds``; the list keeps bound tensors alive until the run is done."""
+    def _bind(self, feeds: dict[str, Any], outputs: list[Any] | None = None) -> tuple[Any, list[Any]]:
+        """An IO binding for ``feeds`` (and ``outputs``: torch tensors to write the results into, else
+        ONNX Runtime allocates them); the list keeps bound tensors alive until the run is done."""
         binding = self.session.io_binding()
         keep: list[Any] = []
         for spec in self._inputs:
@@ -131,6 +172,11 @@ class OrtEngine:
             keep.append(tensor)
             binding.bind_input(spec.name, tensor.device.type, tensor.device.index or 0,
                                _numpy_dtype(tensor.dtype), tuple(tensor.shape), tensor.data_ptr())
+        if outputs is not None:
+            for name, tensor in zip(self._output_names, outputs, strict=True):
+                binding.bind_output(name, tensor.device.type, tensor.device.index or 0,
+                                    _numpy_dtype(tensor.dtype), tuple(tensor.shape), tensor.data_ptr())
+            return binding, keep
         for name in self._output_names:
             binding.bind_output(name, self.device_type, self.device_id)
         return binding, keep
@@ -141,3 +187,10 @@ def _numpy_dtype(torch_dtype: Any) -> np.dtype:
     import torch
 
     return np.dtype(torch.empty((), dtype=torch_dtype).numpy().dtype)
+
+
+def _torch_dtype(dtype: np.dtype) -> Any:
+    """The torch dtype of a numpy dtype (float32 → torch.float32)."""
+    import torch
+
+    return torch.from_numpy(np.zeros(0, dtype)).dtype

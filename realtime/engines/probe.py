@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.engines.sidecar import EngineSidecar, GpuInfo, scan_engines
+from realtime.paths import user_cache
 
 # Distributions that each install the `onnxruntime` module; two of them together overwrite each other.
 ORT_DISTRIBUTIONS = (
@@ -40,6 +41,8 @@ class Availability:
     tensorrt_version: str | None = None
     tensorrt_error: str | None = None  # "not installed" or the import failure
     torch_cuda: bool = False  # torch with a usable CUDA device (TensorRT buffers are torch tensors)
+    torch_version: str | None = None  # the torch backend's torch (None: not probed or not installed)
+    torch_error: str | None = "not probed"  # why the torch backend cannot run (torch or onnx2torch missing)
     gpu: GpuInfo | None = None
     gpu_error: str | None = None
     engines: tuple[tuple[Path, EngineSidecar], ...] = field(default_factory=tuple)
@@ -47,13 +50,10 @@ class Availability:
     platform: str = sys.platform
 
 
-REPO_ENGINES = Path(__file__).resolve().parents[2] / "engines"
-
-
 def default_engines_dir() -> Path:
-    """``$SWAPCAM_ENGINES`` if set, else the repository's ``engines/`` folder (next to ``models/``)."""
+    """``$SWAPCAM_ENGINES`` if set, else ``engines`` in the user's cache folder (next to ``models``)."""
     env = os.environ.get("SWAPCAM_ENGINES")
-    return Path(env).expanduser() if env else REPO_ENGINES
+    return Path(env).expanduser() if env else user_cache() / "engines"
 
 
 def installed_ort_distributions() -> tuple[str, ...]:
@@ -171,6 +171,23 @@ def torch_cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _torch_backend_status() -> tuple[str | None, bool, str | None]:
+    """torch's version, whether it sees a CUDA device, and why the torch backend cannot run (or None).
+
+    Cheap where it can be: a CPU-only torch build ("+cpu") is known from its version without importing
+    torch (about a second), and onnx2torch is only looked for, not imported.
+    """
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None, False, "torch is not installed"
+    why = None if importlib.util.find_spec("onnx2torch") is not None else \
+        "onnx2torch is not installed (pip install --no-deps onnx2torch==1.5.15)"
+    if version.endswith("+cpu"):
+        return version, False, why
+    return version, torch_cuda_available(), why
+
+
 def probe_availability(engines_dir: Path | None = None, *, probe_gpu: bool | None = None) -> Availability:
     """Look at the real machine. ``probe_gpu=None`` queries the GPU only if something could use it."""
     providers, ort_error = ort_providers()
@@ -178,6 +195,7 @@ def probe_availability(engines_dir: Path | None = None, *, probe_gpu: bool | Non
     if probe_gpu is None:
         probe_gpu = trt_version is not None or CUDA_PROVIDER in providers
     gpu, gpu_error = detect_gpu() if probe_gpu else (None, "not probed (nothing installed that uses a GPU)")
+    torch_version, torch_cuda, torch_error = _torch_backend_status()
     engines, problems = scan_engines(engines_dir or default_engines_dir())
     return Availability(
         ort_distributions=installed_ort_distributions(),
@@ -185,7 +203,9 @@ def probe_availability(engines_dir: Path | None = None, *, probe_gpu: bool | Non
         ort_error=ort_error,
         tensorrt_version=trt_version,
         tensorrt_error=trt_error,
-        torch_cuda=torch_cuda_available() if trt_version is not None else False,
+        torch_cuda=torch_cuda,
+        torch_version=torch_version,
+        torch_error=torch_error,
         gpu=gpu,
         gpu_error=gpu_error,
         engines=tuple(engines),

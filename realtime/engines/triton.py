@@ -17,7 +17,6 @@ import itertools
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_s
 from realtime.engines.base import TensorSpec
 from realtime.errors import BackendError, warning_text
 from realtime.triton.client import CALL_TIMEOUT_S, TritonTarget, check_model, connect
@@ -58,13 +58,13 @@ class _Outage:
     def gate(self) -> None:
         """E30 at once while waiting for the next attempt (the frame must not wait on a dead server)."""
         with self.lock:
-            if self.since is not None and time.monotonic() < self.next_try:
+            if self.since is not None and now_s() < self.next_try:
                 raise BackendError("E30", f"{self.name}: {self.url} lost, next attempt in "
-                                   f"{self.next_try - time.monotonic():.1f} s")
+                                   f"{self.next_try - now_s():.1f} s")
 
     def failed(self, exc: BaseException) -> BackendError:
         """Record a failed call; the error to raise."""
-        now = time.monotonic()
+        now = now_s()
         with self.lock:
             if self.since is None:
                 self.since = now
@@ -81,7 +81,7 @@ class _Outage:
         with self.lock:
             if self.since is None:
                 return False
-            log.info("%s: %s is back after %.1f s; resumed", self.name, self.url, time.monotonic() - self.since)
+            log.info("%s: %s is back after %.1f s; resumed", self.name, self.url, now_s() - self.since)
             self.since = None
             return True
 

@@ -11,6 +11,8 @@ events, never with a host synchronisation.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +26,8 @@ from realtime.errors import BackendError, ModelError
 log = logging.getLogger(__name__)
 
 Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # min, opt, max
-_PROFILE_REMEDY = "rebuild the engine with a wider profile (models/manifest.json), or use --backend onnxruntime"
+_PROFILE_REMEDY = ("rebuild the engine with a wider profile (trt_profile in realtime/manifest.json), "
+                   "or use --backend onnxruntime")
 
 
 def check_input_shape(name: str, shape: Sequence[int], declared: Sequence[int | str | None],
@@ -49,7 +52,13 @@ def dims_to_shape(dims: Sequence[int]) -> tuple[int | None, ...]:
     return tuple(None if d < 0 else int(d) for d in dims)
 
 
-def _import_gpu_stack() -> tuple[Any, Any]:
+@functools.cache
+def trt_logger(trt: Any) -> Any:
+    """The process's one TensorRT logger: TensorRT keeps the first logger it is given and ignores the rest."""
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def _import_gpu_stack(*, cuda: bool = True) -> tuple[Any, Any]:
     try:
         import tensorrt as trt
     except Exception as exc:  # missing, or present but its CUDA libraries are not
@@ -58,7 +67,7 @@ def _import_gpu_stack() -> tuple[Any, Any]:
         import torch
     except ImportError as exc:
         raise BackendError("E09", "torch is not installed (pip install .[gpu])") from exc
-    if not torch.cuda.is_available():
+    if cuda and not torch.cuda.is_available():
         raise BackendError("E09", f"torch {torch.__version__} sees no CUDA device")
     return trt, torch
 
@@ -84,21 +93,22 @@ class TrtEngine:
     With ``cuda_graph=True`` a model whose inputs are all fixed-shape is
     captured once into a CUDA graph and replayed (fewer launch overheads).
     Outputs of :meth:`run_torch` are the engine's own buffers: they stay valid
-    until the next run — clone one to keep it longer.
+    until the next run — clone one to keep it longer. :meth:`close` frees the
+    engine, its context, graph and buffers. ``device="cpu"`` exists for the
+    contract tests, whose stand-in ``tensorrt`` runs on the host.
     """
 
     backend = "tensorrt"
     provider = "TensorRT"
 
     def __init__(self, engine_path: Path, *, device_id: int = 0, version_compatible: bool = False,
-                 cuda_graph: bool = False) -> None:
-        trt, torch = _import_gpu_stack()
+                 cuda_graph: bool = False, device: str = "cuda") -> None:
+        trt, torch = _import_gpu_stack(cuda=device == "cuda")
         self._trt, self._torch = trt, torch
         self.path = engine_path
-        self.device = torch.device("cuda", device_id)
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        with torch.cuda.device(self.device):
-            self._runtime = trt.Runtime(self._logger)
+        self.device = torch.device("cuda", device_id) if device == "cuda" else torch.device(device)
+        with self._on_device():
+            self._runtime = trt.Runtime(trt_logger(trt))
             if version_compatible:
                 # A version-compatible plan carries its own lean runtime, which is host code.
                 self._runtime.engine_host_code_allowed = True
@@ -107,15 +117,25 @@ class TrtEngine:
                 raise ModelError("E08", f"{engine_path.name}: TensorRT could not deserialize it "
                                  "(see the TensorRT message above)")
             self._context = self._engine.create_execution_context()
-            self._stream = torch.cuda.Stream(device=self.device)
+            self._stream: Any = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
         self._describe_io()
         self._bound_shapes: dict[str, tuple[int, ...]] = {}
         self._outputs_buf: dict[str, Any] = {}
         self._held_inputs: dict[str, Any] = {}
         self._graph: Any = None
-        self.cuda_graph = cuda_graph and not self._profiles
+        self.cuda_graph = cuda_graph and not self._profiles and self._stream is not None
         if cuda_graph and not self.cuda_graph:
             log.info("%s: CUDA graph off — the engine has dynamic input shapes", engine_path.name)
+
+    def _on_device(self) -> Any:
+        return self._torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+
+    def close(self) -> None:
+        """Free the graph, buffers, context, engine and runtime (their device memory with them)."""
+        self._graph = None
+        self._outputs_buf, self._held_inputs, self._bound_shapes = {}, {}, {}
+        self._context = self._engine = self._runtime = None
+        self._stream = None
 
     def _describe_io(self) -> None:
         trt, engine = self._trt, self._engine
@@ -160,17 +180,21 @@ class TrtEngine:
     def run_torch(self, feeds: dict[str, Any]) -> dict[str, Any]:
         """Run on torch tensors (or numpy arrays); outputs are torch CUDA tensors (see the class note)."""
         torch = self._torch
-        with torch.cuda.device(self.device):
-            caller = torch.cuda.current_stream(self.device)
+        if self._context is None:
+            raise BackendError("E20", f"{self.path.name}: the engine is closed")
+        with self._on_device():
+            caller: Any = torch.cuda.current_stream(self.device) if self._stream is not None else None
             tensors = {spec.name: self._to_device(spec, feeds[spec.name]) for spec in self._inputs}
-            self._stream.wait_stream(caller)
+            if self._stream is not None:
+                self._stream.wait_stream(caller)
             if self.cuda_graph:
                 self._run_graph(tensors)
             else:
                 self._bind_inputs(tensors)
                 self._bind_outputs()
                 self._enqueue()
-            caller.wait_stream(self._stream)
+            if self._stream is not None:
+                caller.wait_stream(self._stream)
         return {spec.name: self._outputs_buf[spec.name] for spec in self._outputs}
 
     def _to_device(self, spec: TensorSpec, value: Any) -> Any:
@@ -179,8 +203,15 @@ class TrtEngine:
         if tensor.dtype != self._torch_dtype[spec.name]:
             raise TypeError(f"input {spec.name!r} must be {self._torch_dtype[spec.name]}, got {tensor.dtype}")
         tensor = tensor.to(self.device, non_blocking=True).contiguous()
-        tensor.record_stream(self._stream)  # the caller's allocator must not reuse it before we are done
+        if self._stream is not None:
+            tensor.record_stream(self._stream)  # the caller's allocator must not reuse it before we are done
         return tensor
+
+    def _set_address(self, name: str, tensor: Any) -> None:
+        if not self._context.set_tensor_address(name, tensor.data_ptr()):
+            raise BackendError("E20", f"{self.path.name}: TensorRT refused the buffer of tensor {name!r} "
+                               f"(address {tensor.data_ptr():#x}, {tensor.dtype}, shape {tuple(tensor.shape)})",
+                               remedy="see the TensorRT message above; use --backend onnxruntime meanwhile")
 
     def _bind_inputs(self, tensors: dict[str, Any]) -> None:
         for spec in self._inputs:
@@ -192,7 +223,7 @@ class TrtEngine:
                     raise ModelError("E08", f"TensorRT refused shape {shape} for input {spec.name!r}",
                                      remedy=_PROFILE_REMEDY)
                 self._bound_shapes[spec.name] = shape
-            self._context.set_tensor_address(spec.name, tensor.data_ptr())
+            self._set_address(spec.name, tensor)
             self._held_inputs[spec.name] = tensor
 
     def _bind_outputs(self) -> None:
@@ -206,10 +237,11 @@ class TrtEngine:
             if current is None or tuple(current.shape) != shape:
                 current = self._torch.empty(shape, dtype=self._torch_dtype[spec.name], device=self.device)
                 self._outputs_buf[spec.name] = current
-                self._context.set_tensor_address(spec.name, current.data_ptr())
+                self._set_address(spec.name, current)
 
     def _enqueue(self) -> None:
-        if not self._context.execute_async_v3(self._stream.cuda_stream):
+        handle = self._stream.cuda_stream if self._stream is not None else 0
+        if not self._context.execute_async_v3(handle):
             raise BackendError("E20", f"{self.path.name}: TensorRT execute_async_v3 failed "
                                "(see the TensorRT message above)")
 
@@ -240,7 +272,13 @@ class TrtEngine:
         try:
             with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="thread_local"):
                 self._enqueue()
-        except RuntimeError as exc:
+        except (RuntimeError, BackendError) as exc:
+            # A failed execute_async_v3 (BackendError) or a failed capture_end can leave the stream capturing,
+            # and then every later launch on it fails: end the capture here, whatever it holds.
+            with torch.cuda.stream(self._stream):
+                if torch.cuda.is_current_stream_capturing():
+                    with contextlib.suppress(RuntimeError):
+                        graph.capture_end()
             log.warning("%s: CUDA graph capture failed (%s); running without it", self.path.name, exc)
             self.cuda_graph = False
             return

@@ -179,13 +179,14 @@ class EnhancedSwapper:
 
 
 def with_enhancer(swapper: Swapper, name: str, *, backend: str = "auto", device: str = "auto", threads: int = 1,
-                  blend_weight: float = 0.8, live: bool = False) -> Swapper:
-    """``swapper`` unchanged for ``--enhancer none``; wrapped with GFPGAN for ``--enhancer gfpgan``."""
+                  blend_weight: float = 0.8, live: bool = False, root: Path | None = None) -> Swapper:
+    """``swapper`` unchanged for ``--enhancer none``; wrapped with GFPGAN (from models folder ``root``) for
+    ``--enhancer gfpgan``."""
     if name == "none":
         return swapper
     if name != "gfpgan":
         raise UsageError("E01", f"--enhancer {name!r}", remedy="use none or gfpgan")
-    enhancer = GfpganEnhancer.open(backend=backend, device=device, threads=threads,
+    enhancer = GfpganEnhancer.open(root=root, backend=backend, device=device, threads=threads,
                                    options=GfpganOptions(blend=blend_weight, live=live))
     log.info("enhancer: gfpgan, blend %.2f", blend_weight)
     return EnhancedSwapper(swapper=swapper, enhancer=enhancer)

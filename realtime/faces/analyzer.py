@@ -19,30 +19,30 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from realtime.clock import now_ns
 from realtime.engines.fallback import FallbackEngine, ResourcePressure
 from realtime.engines.opening import open_model
 from realtime.errors import UsageError, warning_text
+from realtime.faces.background_check import BackgroundCheck
 from realtime.faces.detector import DEFAULT_INPUT_SIZE, ScrfdDetector, check_input_size, iou
+from realtime.faces.keypoints import fit_offsets, keypoints
 from realtime.faces.landmarks import (
     CropBox,
     FaceMesh,
     box_from_landmarks,
     crop_from_detection,
     crop_from_landmarks,
-    keypoints_from_landmarks,
 )
 from realtime.faces.smoothing import OneEuroFilter, OneEuroParams
+from realtime.faces.still import STILL_REUSE, StillCheck
 from realtime.faces.types import Face
-from realtime.frame import Frame
+from realtime.frame import Frame, maybe_stage
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ class _Track:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     presence: float = 0.0
     seen: int = -1  # the frame number the points are from: the mesh runs once per track per frame
+    detected: np.ndarray | None = None  # SCRFD keypoints of this frame, to fit ``offsets`` on (faces/keypoints.py)
+    offsets: np.ndarray | None = None  # mesh anchors → SCRFD's keypoints, in the face's frame
+    ident: int = -1  # stable id, passed on as Face.track (swappers keep per-face state by it)
+    still: StillCheck = field(default_factory=StillCheck)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class TrackerOptions:
     """``max_faces``: faces followed, largest first; ``redetect_every``: frames between detector runs
     while tracking; ``presence_threshold``: a track whose mesh presence falls below it is dropped and
     the detector runs at once; ``smoothing``: One Euro filter on the landmarks (None = off);
-    ``background_check``: run the periodic check (all slots tracked) on its own thread."""
+    ``background_check``: run the periodic check (all slots tracked) on its own thread; ``reuse_still``: frames
+    in a row a resting face keeps its landmarks when several share the frame time (faces/still.py; 0 = never)."""
 
     max_faces: int = 1
     redetect_every: int = 30
@@ -78,6 +83,7 @@ class TrackerOptions:
     still_size: int = STILL_SIZE
     smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
     background_check: bool = False
+    reuse_still: int = STILL_REUSE
 
     def __post_init__(self) -> None:
         if self.max_faces < 1:
@@ -106,6 +112,7 @@ class FaceAnalyzer:
         self._tracks: list[_Track] = []
         self._since_detect = 0
         self._frame_no = 0
+        self._next_track = 0
         self.detections = 0  # detector runs while tracking (for tests and stats)
         self.size_cap: int | None = None  # detector input limit after out-of-memory step-downs
         self._detecting = 0  # the input size of the detection in progress
@@ -117,12 +124,15 @@ class FaceAnalyzer:
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto",
-             threads: int = 1, det_size: int | None = None, max_faces: int = 1,
-             **options: Any) -> FaceAnalyzer:
-        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer."""
-        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads),
-                                 input_size=det_size or DEFAULT_INPUT_SIZE)
-        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads))
+             threads: int = 1, det_size: int | None = None, max_faces: int = 1, precision: str = "fp32",
+             cuda_graph: bool = False, **options: Any) -> FaceAnalyzer:
+        """Open the fetched models (E06/E07 when missing or corrupt) and build an analyzer.
+
+        ``precision``/``cuda_graph``: see :func:`~realtime.engines.opening.open_model`."""
+        detector = ScrfdDetector(open_model("scrfd", root=root, backend=backend, device=device, threads=threads,
+                                            precision=precision), input_size=det_size or DEFAULT_INPUT_SIZE)
+        mesh = FaceMesh(open_model("face_mesh", root=root, backend=backend, device=device, threads=threads,
+                                   precision=precision, cuda_graph=cuda_graph))
         return cls(detector=detector, mesh=mesh, max_faces=max_faces, **options)
 
     # ------------------------------------------------------------ photos
@@ -164,7 +174,7 @@ class FaceAnalyzer:
         frame's capture time, else now.
         """
         if timestamp_s is None:
-            timestamp_s = (frame.t_capture if frame is not None else time.monotonic_ns()) / 1e9
+            timestamp_s = (frame.t_capture if frame is not None else now_ns()) / 1e9
         opts = self.options
         self._frame_no += 1
         self._since_detect += 1
@@ -200,11 +210,11 @@ class FaceAnalyzer:
     def _detect(self, image: np.ndarray, frame: Frame | None, *, size: int | None) -> None:
         """Run the detector; open a track (crop from the box) for each face not tracked yet that could
         win a slot: any while slots are free, else only one bigger than the smallest tracked face."""
-        with _stage(frame, "detect"):
+        with maybe_stage(frame, "detect"):
             found = self._run_detector(image, size)
-        self._adopt(found)
+        self._adopt(found, refit=size is None)
 
-    def _adopt(self, found: list[Face]) -> None:
+    def _adopt(self, found: list[Face], *, refit: bool = False) -> None:
         """Open a track for each detected face that is not tracked yet and could win a slot."""
         self._since_detect = 0
         self.detections += 1
@@ -212,12 +222,16 @@ class FaceAnalyzer:
         smallest = min((t.crop.size for t in self._tracks), default=0.0)
         for face in found:  # largest first
             crop = crop_from_detection(face.box, face.keypoints)
-            if any(iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU for t in self._tracks):
-                continue  # already tracked
+            tracked = [t for t in self._tracks if iou(crop.box(), t.crop.box()[None])[0] > DUPLICATE_IOU]
+            if tracked:  # already tracked: a full-size detection of this frame refines its keypoint offsets
+                if refit:
+                    tracked[0].detected = face.keypoints
+                continue
             if free <= 0 and crop.size <= smallest:
                 break
             free -= 1
-            self._tracks.append(_Track(crop=crop, score=face.score,
+            self._next_track += 1
+            self._tracks.append(_Track(crop=crop, score=face.score, detected=face.keypoints, ident=self._next_track,
                                        smoother=OneEuroFilter(params=self.options.smoothing or OneEuroParams())))
 
     def _run_detector(self, image: np.ndarray, size: int | None) -> list[Face]:
@@ -246,11 +260,14 @@ class FaceAnalyzer:
         landmarks, or from the detector box for a new track); drop lost and duplicate tracks and keep
         the ``max_faces`` largest."""
         kept: list[_Track] = []
-        with _stage(frame, "landmarks"):
+        with maybe_stage(frame, "landmarks"):
             self._run_mesh_all(image, [t for t in self._tracks if t.seen != self._frame_no])
             for track in self._tracks:
                 if track.presence < self.options.presence_threshold:
                     continue
+                if track.detected is not None:  # the detection and the points are both of this frame
+                    track.offsets = fit_offsets(track.points, track.detected, track.offsets)
+                    track.detected = None
                 box = box_from_landmarks(track.points)
                 if any(iou(box, box_from_landmarks(other.points)[None])[0] > DUPLICATE_IOU for other in kept):
                     continue  # two tracks on one face: keep the older
@@ -262,120 +279,48 @@ class FaceAnalyzer:
         self._tracks = kept
 
     def _run_mesh_all(self, image: np.ndarray, tracks: list[_Track]) -> None:
-        """The mesh on every track in one go (their calls overlap on an engine that can submit)."""
-        for track, (points, presence) in zip(tracks, self.mesh.landmarks_all(image, [t.crop for t in tracks]),
-                                             strict=True):
-            track.points, track.presence = points, presence
+        """The mesh on every track that needs it, in one go (the calls overlap on an engine that can submit).
+
+        With several faces, a face at rest keeps its landmarks for a few frames (faces/still.py)."""
+        limit, ok = (self.options.reuse_still if len(self._tracks) > 1 else 0), self.options.presence_threshold
+        runs: list[tuple[_Track, bool, int]] = []
+        for track in tracks:
+            still = limit > 0 and track.seen >= 0 and track.still.matches(image, track.crop)
+            track.seen, seen = self._frame_no, track.seen
+            if not (still and track.still.reuse(limit)):
+                runs.append((track, still, seen))
+        results = self.mesh.landmarks_all(image, [track.crop for track, _, _ in runs])
+        fresh, new = [], []
+        for (track, still, seen), (points, presence) in zip(runs, results, strict=True):
+            track.presence = presence
+            if still and track.presence >= ok and (settled := track.still.settle(points)) is not None:
+                track.points = settled
+                continue
+            track.points = points
+            fresh.append(track)
+            if seen < 0 and track.presence >= ok:
+                new.append(track)
         # A new track's crop comes from the detector box, which the mesh was not trained on: a
         # second pass on the landmark crop saves several frames of settling.
-        new = [t for t in tracks if t.seen < 0 and t.presence >= self.options.presence_threshold]
-        for track, (points, presence) in zip(new, self.mesh.landmarks_all(
-                image, [crop_from_landmarks(t.points) for t in new]), strict=True):
+        again = self.mesh.landmarks_all(image, [crop_from_landmarks(track.points) for track in new])
+        for track, (points, presence) in zip(new, again, strict=True):
             track.points, track.presence = points, presence
-        for track in tracks:
-            track.seen = self._frame_no
+        for track in fresh:
+            if limit > 0 and track.presence >= ok:
+                track.still.restart(image, crop_from_landmarks(track.points), track.points,
+                                    track.ident % (limit + 1))
 
     def _faces(self, timestamp_s: float) -> list[Face]:
         faces = []
         for track in self._tracks:
             points = track.points
             if self.options.smoothing is not None:
+                if track.still.count > 1 and len(self._tracks) > 1:
+                    track.smoother.reset()  # at rest the average of the mesh runs is smoother still: seed it
                 scale = float(np.ptp(points[:, 0]))
                 points = track.smoother(points, timestamp_s, scale=scale)
-            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints_from_landmarks(points),
-                              score=track.score, landmarks=points, presence=track.presence))
+            faces.append(Face(box=box_from_landmarks(points), keypoints=keypoints(points, track.offsets),
+                              score=track.score, landmarks=points, presence=track.presence,
+                              track=track.ident))
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
-
-
-@contextmanager
-def _stage(frame: Frame | None, name: str) -> Iterator[None]:
-    """Time a block as ``name`` on ``frame``, adding to the time already recorded for it this frame."""
-    if frame is None:
-        yield
-        return
-    start = time.monotonic_ns()
-    try:
-        yield
-    finally:
-        took = time.monotonic_ns() - start
-        previous = frame.stages.get(name)
-        first = previous[0] if previous else start
-        spent = (previous[1] - previous[0]) if previous else 0
-        frame.stages[name] = (first, first + spent + took)
-
-
-class BackgroundCheck:
-    """Runs ``detect`` on one image at a time on a named thread; ``take`` hands the result over once.
-
-    A ``submit`` while a check is still running is skipped: the next periodic
-    check comes soon enough, and queueing would only return stale faces.
-    """
-
-    def __init__(self, detect: Callable[[np.ndarray], list[Face]]) -> None:
-        self._detect = detect
-        self._cond = threading.Condition()
-        self._image: np.ndarray | None = None
-        self._result: list[Face] | None = None
-        self._busy = False
-        self._closed = False
-        self._generation = 0  # bumped by discard: a check started before it is thrown away
-        self._thread: threading.Thread | None = None
-        self.failures = 0
-
-    def submit(self, image: np.ndarray) -> bool:
-        """Start a check of ``image`` (which must not change meanwhile); False when one is running."""
-        with self._cond:
-            if self._busy or self._closed:
-                return False
-            self._image, self._busy = image, True
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="swapcam-face-check", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
-            return True
-
-    def take(self) -> list[Face] | None:
-        """The faces of the last finished check, once; None when there is none new."""
-        with self._cond:
-            result, self._result = self._result, None
-            return result
-
-    def discard(self) -> None:
-        """Forget a finished or running check (after a reset)."""
-        with self._cond:
-            self._result = None
-            self._generation += 1
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no check is running; True if none is."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._busy, timeout)
-
-    def close(self) -> None:
-        """Stop the thread (after the check in progress, if any)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._image is not None or self._closed)
-                if self._closed:
-                    return
-                image, self._image, generation = self._image, None, self._generation
-            assert image is not None
-            try:
-                found: list[Face] | None = self._detect(image)
-            except Exception as exc:  # the tracking thread goes on; the next check tries again
-                self.failures += 1
-                log.warning("background face check failed: %r", exc)
-                found = None
-            with self._cond:
-                if generation == self._generation and found is not None:
-                    self._result = found
-                self._busy = False
-                self._cond.notify_all()

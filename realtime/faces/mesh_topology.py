@@ -23,6 +23,10 @@ LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 31
 # Eye openings; "right" is the subject's right eye (smaller x in a frontal photo).
 RIGHT_EYE = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 LEFT_EYE = (362, 398, 384, 385, 386, 387, 388, 466, 263, 249, 390, 373, 374, 380, 381, 382)
+# Eyebrows (upper edge, then lower edge back), subject's right then left.
+RIGHT_BROW = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46)
+LEFT_BROW = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
+NOSE_BOTTOM = 2  # below the nose tip, between the nostrils
 
 UPPER_LIP_INNER_MID = 13
 LOWER_LIP_INNER_MID = 14

@@ -17,6 +17,7 @@ class Face:
     face (SCRFD's order, the order the ArcFace template uses).
     ``landmarks``: 468×3 float32 face-mesh points (x, y in pixels; z relative), or None.
     ``score``: detector confidence; ``presence``: mesh face-presence probability (1.0 if unknown).
+    ``track``: id of the tracked face it belongs to (stable across frames), or -1 for a photo.
     """
 
     box: np.ndarray
@@ -24,6 +25,7 @@ class Face:
     score: float
     landmarks: np.ndarray | None = None
     presence: float = 1.0
+    track: int = -1
 
     @property
     def area(self) -> float:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import av
 
+from realtime.clock import now_ns
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
+from realtime.sinks.base import Sink
 from realtime.sinks.h264 import TIME_BASE, H264Output, H264Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def file_settings(path: Path, *, width: int, height: int, fps: float) -> H264Set
 TIMINGS = ("capture", "sequence")
 
 
-class FileSink:
+class FileSink(Sink):
     """Writes each new frame once, timestamped by its capture time or by its sequence number.
 
     ``timing="capture"`` (live): dropped frames leave gaps in time rather than
@@ -45,6 +46,8 @@ class FileSink:
     shown at n / fps. A frame written again (the pipeline's re-send) is
     skipped: the previous frame simply stays on screen longer.
     """
+
+    failure_code = "E14"
 
     def __init__(self, path: str | Path, *, width: int, height: int, fps: float, timing: str = "capture") -> None:
         if timing not in TIMINGS:
@@ -85,7 +88,7 @@ class FileSink:
         if self.timing == "sequence":
             return round(frame.seq * self.ticks_per_frame)
         # Placeholder frames (seq < 0, e.g. NO SIGNAL) are shown from the moment they are written.
-        when = frame.t_capture if frame.seq >= 0 else time.monotonic_ns()
+        when = frame.t_capture if frame.seq >= 0 else now_ns()
         if self._t0 is None:
             self._t0 = when
         return round(max(0, when - self._t0) / 1e9 / TIME_BASE)
@@ -93,7 +96,10 @@ class FileSink:
     def close(self) -> None:
         """Flush the encoder and finalise the file."""
         try:
-            self._output.close()
+            closed = self._output.close()
         except (av.FFmpegError, OSError) as exc:
             raise OutputError("E14", f"{self.path}: finalising failed: {exc}") from exc
+        if not closed:
+            log.warning("%s: a write is still in progress; the file is finalised when it ends", self.path)
+            return
         log.info("wrote %s (%d frames)", self.path, self.frames_written)

@@ -13,6 +13,7 @@ import numpy as np
 TIME_BASE = Fraction(1, 90_000)  # the MPEG clock; fine-grained enough for capture-time stamps
 BT601 = 6  # AVCOL_*_SMPTE170M: the matrix cv2's BGR→I420 uses; tagged so players do not guess BT.709
 MPEG_RANGE = 1  # limited range (16-235), as cv2's I420 conversion produces
+CLOSE_WAIT_S = 1.0  # longest a close waits for an encode in progress (one frame takes ~20 ms)
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ def stream_bit_rate(width: int, height: int, fps: float) -> int:
 class H264Output:
     """An open container with one H.264 (yuv420p) video stream.
 
-    ``write`` and ``close`` are serialised by a lock, so closing from another
-    thread waits for a write in progress instead of racing the encoder.
+    ``encode`` and ``close`` are serialised by a lock, so a close from another
+    thread never races the encoder. ``close`` waits a bounded time for an
+    ``encode`` in progress; past it, that ``encode`` finalises as it ends.
     """
 
     def __init__(self, target: str, *, container_format: str, settings: H264Settings) -> None:
@@ -44,6 +46,7 @@ class H264Output:
         self.settings = settings
         self._lock = threading.Lock()
         self._closed = False
+        self._close_after_encode = False
         self._last_pts = -1
         self.frames_written = 0
         self._container = av.open(target, mode="w", format=container_format,
@@ -89,17 +92,36 @@ class H264Output:
             frame.pts = max(pts, self._last_pts + 1)
             frame.time_base = TIME_BASE
             self._last_pts = frame.pts
-            self._container.mux(self._stream.encode(frame))
-            self.frames_written += 1
+            try:
+                self._container.mux(self._stream.encode(frame))
+                self.frames_written += 1
+            finally:
+                if self._close_after_encode:
+                    self._finalise()
         return True
 
-    def close(self) -> None:
-        """Flush the encoder and finalise the container (idempotent)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                self._container.mux(self._stream.encode(None))
-            finally:
-                self._container.close()
+    def close(self, timeout: float = CLOSE_WAIT_S) -> bool:
+        """Flush the encoder and finalise the container (idempotent).
+
+        Waits up to ``timeout`` s for an ``encode`` in progress; past it, returns False and that ``encode``
+        finalises the container as it ends.
+        """
+        if not self._lock.acquire(timeout=timeout):
+            self._close_after_encode = True
+            if not self._lock.acquire(blocking=False):  # again: the encode may have ended before the flag was up
+                return False
+        try:
+            self._finalise()
+        finally:
+            self._lock.release()
+        return True
+
+    def _finalise(self) -> None:
+        """Flush and close the container once (the caller holds the lock)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from realtime.frame import Frame
+from realtime.sinks.base import Sink
 from realtime.stamp import read_stamp
 
 
-class NullSink:
+class NullSink(Sink):
     """Discards frames. With ``decode_stamps`` it records each frame's decoded stamp."""
 
     name = "null"

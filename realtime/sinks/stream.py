@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
 from urllib.parse import urlsplit
 
 import av
 
+from realtime.clock import now_ns
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
+from realtime.sinks.base import Sink
 from realtime.sinks.h264 import TIME_BASE, H264Output, H264Settings, stream_bit_rate
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def stream_url(url: str) -> str:
     return url
 
 
-class StreamSink:
+class StreamSink(Sink):
     """Encodes frames to H.264 in MPEG-TS and sends them to ``url`` as they come.
 
     UDP only sends (nothing listens); a receiver such as OBS (Media Source,
@@ -68,6 +69,8 @@ class StreamSink:
     headers repeat with every keyframe, once a second. Timestamps are the
     send times, so re-sent frames keep the stream's clock running.
     """
+
+    failure_code = "E15"
 
     def __init__(self, url: str, *, width: int, height: int, fps: float, preset: str = "ultrafast") -> None:
         self.url = url
@@ -88,7 +91,7 @@ class StreamSink:
 
     def write(self, frame: Frame) -> None:
         """Encode and send ``frame`` now (its timestamp is the send time)."""
-        now = time.monotonic_ns()
+        now = now_ns()
         if self._t0 is None:
             self._t0 = now
         pts = round((now - self._t0) / 1e9 / TIME_BASE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import cv2
 
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
+from realtime.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,10 @@ def _precheck_linux(target: VirtualCamTarget) -> None:
                           remedy=f"use --output virtualcam:{found[0].path}")
 
 
-class VirtualCamSink:
+class VirtualCamSink(Sink):
     """Sends frames to a virtual camera device, in BGR (no conversion on our side)."""
+
+    failure_code = "E10"
 
     def __init__(self, target: str = "", *, width: int, height: int, fps: float) -> None:
         self.target = parse_target(target)
@@ -89,6 +93,9 @@ class VirtualCamSink:
                              remedy="use virtualcam or virtualcam:backend=v4l2loopback")
         if system == "Linux" and self.target.backend in (None, "v4l2loopback"):
             _precheck_linux(self.target)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._close_after_send = False
         self._camera = self._open(width, height, fps)
         self.name = f"virtualcam:{self._camera.device}"
         log.info("virtual camera %s (%s backend) %dx%d @ %g fps", self._camera.device,
@@ -115,8 +122,31 @@ class VirtualCamSink:
         size = (self._camera.width, self._camera.height)
         if (image.shape[1], image.shape[0]) != size:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        self._camera.send(image)
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._camera.send(image)
+            finally:
+                if self._close_after_send:
+                    self._release()
 
-    def close(self) -> None:
-        """Release the device (other apps then see it stop)."""
-        self._camera.close()
+    def close(self, timeout: float = 1.0) -> None:
+        """Release the device (other apps then see it stop).
+
+        Waits up to ``timeout`` s for a ``write`` in progress; past it, that write releases the device as it
+        ends.
+        """
+        if not self._lock.acquire(timeout=timeout):
+            self._close_after_send = True
+            if not self._lock.acquire(blocking=False):  # again: the write may have ended before the flag was up
+                return
+        try:
+            self._release()
+        finally:
+            self._lock.release()
+
+    def _release(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._camera.close()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import cv2
 
 from realtime.errors import OutputError
 from realtime.frame import Frame
-from realtime.sinks.base import StopRequested
+from realtime.mainthread import MainThreadDispatcher, needs_main_thread
+from realtime.sinks.base import Sink, StopRequested
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # 27: Esc
 
@@ -38,21 +40,31 @@ def check_display() -> None:
                                  "(file:PATH, udp://127.0.0.1:5000, virtualcam)")
 
 
-class WindowSink:
+class WindowSink(Sink):
     """Shows frames in a window titled ``title``.
 
     The window is created by the first ``write`` so that every HighGUI call
-    happens on the output thread (GTK and Qt want one GUI thread).
+    happens on one thread: the output thread (GTK and Qt want one GUI thread),
+    or on macOS the main thread through ``main_thread`` (Cocoa allows windows
+    nowhere else; the pipeline's main loop runs the calls). ``close`` runs on
+    the thread that finalises the outputs, once the output thread has left
+    this sink, and only destroys the window (on macOS, through the main thread).
     """
 
-    def __init__(self, title: str = "swapcam") -> None:
+    def __init__(self, title: str = "swapcam", *, main_thread: MainThreadDispatcher | None = None) -> None:
         check_display()
         self.title = title
         self.name = "window"
         self._shown = False
+        if main_thread is None and needs_main_thread():
+            main_thread = MainThreadDispatcher()
+        self.main_thread = main_thread
 
     def write(self, frame: Frame) -> None:
         """Show ``frame``; raises StopRequested on q/Esc or when the user closed the window."""
+        self._on_gui_thread(lambda: self._show(frame))
+
+    def _show(self, frame: Frame) -> None:
         if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             raise StopRequested("preview window closed")
         if not self._shown:
@@ -64,6 +76,9 @@ class WindowSink:
 
     def close(self) -> None:
         """Close the window if it was opened."""
+        self._on_gui_thread(self._destroy)
+
+    def _destroy(self) -> None:
         if self._shown:
             self._shown = False
             try:
@@ -71,3 +86,9 @@ class WindowSink:
                 cv2.waitKey(1)  # lets the toolkit process the close
             except cv2.error:
                 pass
+
+    def _on_gui_thread(self, call: Callable[[], None]) -> None:
+        if self.main_thread is None:
+            call()
+        else:
+            self.main_thread.call(call)

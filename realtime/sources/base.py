@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from types import TracebackType
 from typing import Protocol
 
 import numpy as np
+
+from realtime.clock import now_ns
 
 
 class EndOfStream(Exception):
@@ -21,7 +24,11 @@ class SignalLost(Exception):
 
 
 class Source(Protocol):
-    """Produces BGR uint8 frames. ``read`` blocks until the next frame is due."""
+    """Produces BGR uint8 frames. ``read`` blocks until the next frame is due.
+
+    A source is a context manager: ``with`` closes it. Sources in this package
+    inherit ``__enter__``/``__exit__`` from this class.
+    """
 
     name: str
     width: int
@@ -32,6 +39,13 @@ class Source(Protocol):
     def read(self) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
 
 class Reconnectable(Protocol):
@@ -45,11 +59,11 @@ class FrameClock:
 
     def __init__(self, fps: float) -> None:
         self.interval_ns = int(1e9 / fps)
-        self._next = time.monotonic_ns()
+        self._next = now_ns()
 
     def wait(self) -> None:
         """Sleep until the next frame is due."""
-        now = time.monotonic_ns()
+        now = now_ns()
         if self._next > now:
             time.sleep((self._next - now) / 1e9)
             self._next += self.interval_ns

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 
 from realtime.images import load_image
-from realtime.sources.base import FrameClock
+from realtime.sources.base import FrameClock, Source
 
 
-class ImageSource:
+class ImageSource(Source):
     """Repeats one photo, resized to fit ``width``×``height`` (letterboxed), at ``fps``."""
 
     live = True

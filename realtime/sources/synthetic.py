@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.sources.base import FrameClock
+from realtime.sources.base import FrameClock, Source
 from realtime.stamp import draw_stamp
 
 
@@ -20,7 +20,7 @@ def _background(width: int, height: int) -> np.ndarray:
     return image.clip(0, 255).astype(np.uint8)
 
 
-class SyntheticSource:
+class SyntheticSource(Source):
     """Frames of any size at any fps; cheap enough for 1080p60 on one core."""
 
     live = True

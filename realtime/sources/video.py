@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import av
 import cv2
 import numpy as np
 
+from realtime.clock import now_s
 from realtime.errors import InputError
-from realtime.sources.base import EndOfStream, SignalLost
+from realtime.sources.base import EndOfStream, SignalLost, Source
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or exc)
 
 
-class VideoSource:
+class VideoSource(Source):
     """Frames of a video file or a network stream, as BGR uint8.
 
     ``realtime`` (files): frames come out at the pace of their timestamps and
@@ -200,7 +200,7 @@ class VideoSource:
         self._frames = self._decode()
 
     def _wait_until_due(self, seconds: float) -> None:
-        now = time.monotonic()
+        now = now_s()
         if self._anchor is None:
             self._anchor = now - seconds
         wait = self._anchor + seconds - now

@@ -13,34 +13,23 @@ upsampling is accurate) and one ``cv2.remap`` does the warp.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from realtime import blend
+from realtime import blend, occlusion
 from realtime.faces import mesh_topology as topo
 from realtime.faces.types import Face
-from realtime.frame import Frame
+from realtime.frame import Frame, maybe_stage
+from realtime.swappers import mesh_look
+from realtime.swappers.mesh_look import invert_affines  # noqa: F401  (part of this module's API)
+from realtime.swappers.mesh_types import GRID_PX, Grid, MeshSwapOptions, PreparedSource  # noqa: F401  (API)
 
-GRID_PX = 48  # the coarse map has about this many points across the face (≤ 0.4 px error at 720p)
 MIN_FACE_PX = 12  # smaller faces are left alone
 SOURCE_MARGIN = 0.15  # of the face size, kept around the source face crop
 COLOR_TOLERANCE = 1.0  # Lab levels the target's skin statistics may drift before the source is recoloured
-
-
-@dataclass(frozen=True)
-class MeshSwapOptions:
-    """Tuning of the mesh swap; sizes are fractions of the target face size."""
-
-    keep_mouth: bool = True
-    keep_eyes: bool = False
-    erode: float = 0.04
-    feather: float = 0.04
-    hole_feather: float = 0.02
-    color_match: bool = True
+CANON_PX = 32  # canonical texels across the face for the occlusion model
 
 
 @dataclass(frozen=True)
@@ -58,19 +47,6 @@ class SwapPatch:
         blend.composite(target[self.y : self.y + h, self.x : self.x + w], self.image, self.alpha)
 
 
-@dataclass(frozen=True)
-class PreparedSource:
-    """The source face, computed once: its crop (BGR and 8-bit Lab), landmarks, triangles and the
-    Lab mean/std of its skin (the face oval without the openings the options keep)."""
-
-    bgr: np.ndarray
-    lab: np.ndarray
-    points: np.ndarray  # 468×2 float32 in crop pixels
-    triangles: np.ndarray  # T×3 int32
-    mean: np.ndarray
-    std: np.ndarray
-
-
 def prepare_source(image: np.ndarray, face: Face, options: MeshSwapOptions | None = None) -> PreparedSource:
     """Crop the source face with a margin, convert it to Lab, measure its colours, triangulate its mesh."""
     if face.landmarks is None or face.landmarks.shape[0] != topo.NUM_POINTS:
@@ -82,8 +58,18 @@ def prepare_source(image: np.ndarray, face: Face, options: MeshSwapOptions | Non
     lab = cv2.cvtColor(crop, cv2.COLOR_BGR2Lab)
     face_px = _face_size(local)
     mask = face_mask(local, Grid.over(crop.shape[:2], face_px), face_px, options or MeshSwapOptions())
+    opts = options or MeshSwapOptions()
+    clutter = occlusion.clutter_mask(crop, local, face_px) if opts.clean_source else None
+    if clutter is not None:
+        mask = (mask.astype(np.float32) * (1 - clutter.astype(np.float32) / 255)).astype(np.uint8)
     mean, std = blend.lab_stats(lab, mask)
-    return PreparedSource(bgr=crop, lab=lab, points=local, triangles=topo.triangulate(local), mean=mean, std=std)
+    triangles = topo.triangulate(local)
+    canon = Grid.over(crop.shape[:2], face_px, across=CANON_PX)
+    ids = rasterise_ids(canon.to_grid(local), face.landmarks[:, 2], triangles, (canon.rows, canon.cols),
+                        valid=np.ones(len(triangles), bool))
+    layout = mesh_look.build_layout(canon, ids, local, face_px)
+    return PreparedSource(bgr=crop, lab=lab, points=local, triangles=triangles, mean=mean, std=std,
+                          clutter=clutter, canon=canon, layout=layout)
 
 
 class MeshSwapper:
@@ -99,19 +85,18 @@ class MeshSwapper:
     def __init__(self, *, options: MeshSwapOptions | None = None) -> None:
         self.options = options or MeshSwapOptions()
         self.source: PreparedSource | None = None
-        self._palette: tuple[np.ndarray, np.ndarray] | None = None  # target stats of the cached recolouring
-        self._recoloured: np.ndarray | None = None
+        self._states = mesh_look.FaceStates()
 
     def prepare(self, source_image: np.ndarray, source_face: Face) -> None:
         """Compute the source face's crop, colours, landmarks and triangulation (once per photo)."""
         self.source = prepare_source(source_image, source_face, self.options)
-        self._palette = self._recoloured = None
+        self._states.clear()
 
     def swap(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> None:
         """Swap the source face onto ``face`` in ``image`` (in place, face-sized region only)."""
         patch = self.render(image, face, frame)
         if patch is not None:
-            with _stage(frame, "blend"):
+            with maybe_stage(frame, "blend"):
                 patch.paste(image)
 
     def render(self, image: np.ndarray, face: Face, frame: Frame | None = None) -> SwapPatch | None:
@@ -130,16 +115,37 @@ class MeshSwapper:
             return None
         local = points - np.array([x0, y0], np.float32)
         grid = Grid.over((y1 - y0, x1 - x0), face_px)
-        with _stage(frame, "blend"):
-            alpha = face_mask(local, grid, face_px, self.options)
-            colours = self._source_colours(self.source, image[y0:y1, x0:x1], alpha, grid)
-        with _stage(frame, "warp"):
-            map_x, map_y = dense_map(self.source.points, local, face.landmarks[:, 2], self.source.triangles, grid)
-            swapped = cv2.remap(colours, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        state = self._states.get(face.track)
+        source, target = self.source, image[y0:y1, x0:x1]
+        key = (x0, y0, x1, y1, face.landmarks.tobytes())
+        cached = state.warp if state.warp is not None and state.warp.key == key else None
+        with maybe_stage(frame, "blend"):
+            alpha = cached.alpha if cached else face_mask(local, grid, face_px, self.options)
+            colours = self._source_colours(state, source, target, alpha, grid)
+        if cached and cached.colours is colours:  # a face at rest keeps its landmarks: the warp is the same
+            swapped, warp = cached.swapped, cached.warp
+        else:
+            with maybe_stage(frame, "warp"):
+                per_triangle = triangle_affines(local, source.points, source.triangles)
+                affines = np.concatenate([global_affine(local, source.points)[None], per_triangle])
+                coarse_x, coarse_y = coarse_map(affines, local, face.landmarks[:, 2], source.triangles, grid)
+                map_x, map_y = grid.upsample(coarse_x), grid.upsample(coarse_y)
+                swapped = cv2.remap(colours, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                warp = mesh_look.Warp(grid=grid, coarse_x=coarse_x, coarse_y=coarse_y, points=local,
+                                      to_target=mesh_look.invert_affines(per_triangle), face_px=face_px,
+                                      origin=(x0, y0))
+            state.warp = mesh_look.CachedWarp(key, colours, alpha, swapped, warp)
+        if self._finishing():
+            with maybe_stage(frame, "look"):
+                swapped, alpha = mesh_look.finish(target, swapped, alpha, warp, source, state, self.options)
         return SwapPatch(x=x0, y=y0, image=swapped, alpha=alpha)
 
-    def _source_colours(self, source: PreparedSource, target: np.ndarray, alpha: np.ndarray,
-                        grid: Grid) -> np.ndarray:
+    def _finishing(self) -> bool:
+        o = self.options
+        return o.shading or o.occlusion or o.clean_source or o.two_band
+
+    def _source_colours(self, state: mesh_look.FaceState, source: PreparedSource, target: np.ndarray,
+                        alpha: np.ndarray, grid: Grid) -> np.ndarray:
         """The source crop in BGR, recoloured to ``target``'s skin under ``alpha`` when colour matching."""
         if not self.options.color_match:
             return source.bgr
@@ -148,54 +154,18 @@ class MeshSwapper:
         mean, std = blend.lab_stats(target_lab, alpha[::step, ::step])
         if np.isnan(mean).any() or np.isnan(source.mean).any():
             return source.bgr
-        if self._palette is not None and self._recoloured is not None:
-            old_mean, old_std = self._palette
+        if state.palette is not None and state.recoloured is not None:
+            old_mean, old_std = state.palette
             if max(np.abs(mean - old_mean).max(), np.abs(std - old_std).max()) <= COLOR_TOLERANCE:
-                return self._recoloured
+                return state.recoloured
         lut = blend.transfer_lut(source.mean, source.std, mean, std)
-        self._recoloured = cv2.cvtColor(cv2.LUT(source.lab, lut), cv2.COLOR_Lab2BGR)
-        self._palette = (mean, std)
-        return self._recoloured
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A coarse grid over a region: point (i, j) sits at region pixel ((j+½)·sx − ½, (i+½)·sy − ½),
-    the convention ``cv2.resize`` uses, so coarse maps and masks upsample in place."""
-
-    width: int
-    height: int
-    cols: int
-    rows: int
-
-    @classmethod
-    def over(cls, shape: tuple[int, int], face_px: float) -> Grid:
-        """A grid with about GRID_PX points across a face of ``face_px`` pixels."""
-        height, width = int(shape[0]), int(shape[1])
-        step = max(1, round(face_px / GRID_PX))
-        return cls(width=width, height=height, cols=-(-width // step), rows=-(-height // step))
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """Region pixels per grid point along x and y."""
-        return self.width / self.cols, self.height / self.rows
-
-    def to_grid(self, points: np.ndarray) -> np.ndarray:
-        """Region pixel coordinates → grid coordinates."""
-        return (points + 0.5) / np.array(self.scale, np.float32) - 0.5
-
-    def centres(self) -> tuple[np.ndarray, np.ndarray]:
-        """Region coordinates of the grid points: a 1×cols row of x and a rows×1 column of y."""
-        sx, sy = (np.float32(v) for v in self.scale)
-        xs = (np.arange(self.cols, dtype=np.float32) + np.float32(0.5)) * sx - np.float32(0.5)
-        ys = (np.arange(self.rows, dtype=np.float32) + np.float32(0.5)) * sy - np.float32(0.5)
-        return xs[None, :], ys[:, None]
-
-    def upsample(self, coarse: np.ndarray) -> np.ndarray:
-        """Bilinear upsampling of a rows×cols array to the region size."""
-        if coarse.shape[:2] == (self.height, self.width):
-            return coarse
-        return cv2.resize(coarse, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        if self.options.color_strength < 1.0:
+            identity = np.arange(256, dtype=np.float32)[None, :, None]
+            mixed = identity + self.options.color_strength * (lut.astype(np.float32) - identity)
+            lut = np.round(mixed).astype(np.uint8)
+        state.recoloured = cv2.cvtColor(cv2.LUT(source.lab, lut), cv2.COLOR_Lab2BGR)
+        state.palette = (mean, std)
+        return state.recoloured
 
 
 def face_mask(points: np.ndarray, grid: Grid, face_px: float, opts: MeshSwapOptions) -> np.ndarray:
@@ -232,12 +202,19 @@ def dense_map(
     least-squares affine map of all points, so the map is defined everywhere.
     """
     affines = np.concatenate([global_affine(dst, src)[None], triangle_affines(dst, src, triangles)])
+    map_x, map_y = coarse_map(affines, dst, depth, triangles, grid)
+    return grid.upsample(map_x), grid.upsample(map_y)
+
+
+def coarse_map(affines: np.ndarray, dst: np.ndarray, depth: np.ndarray, triangles: np.ndarray,
+               grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dense_map` on the grid points only, from its affine maps (the global one first)."""
     ids = rasterise_ids(grid.to_grid(dst), depth, triangles, (grid.rows, grid.cols), valid=affines[1:, 2, 0] > 0)
     xs, ys = grid.centres()
     a = affines[ids].astype(np.float32)
     map_x = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
     map_y = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
-    return grid.upsample(map_x), grid.upsample(map_y)
+    return map_x, map_y
 
 
 def triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -325,17 +302,3 @@ def _padded_rect(points: np.ndarray, margin: float, width: int, height: int) -> 
     lo = np.floor(points.min(axis=0) - pad).astype(int)
     hi = np.ceil(points.max(axis=0) + pad).astype(int) + 1
     return max(0, lo[0]), max(0, lo[1]), min(width, hi[0]), min(height, hi[1])
-
-
-@contextmanager
-def _stage(frame: Frame | None, name: str) -> Iterator[None]:
-    """Time a sub-stage on ``frame``; with several faces the times add up."""
-    if frame is None:
-        yield
-        return
-    previous = frame.stages.get(name)
-    with frame.stage(name):
-        yield
-    if previous is not None:
-        start, end = frame.stages[name]
-        frame.stages[name] = (previous[0], previous[0] + (previous[1] - previous[0]) + (end - start))

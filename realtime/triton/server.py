@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from realtime.clock import now_s
 from realtime.errors import BackendError, UsageError
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,8 @@ class TritonServer:
             self.process = subprocess.Popen(server_command(dist, self.config, backends), env=server_env(dist),
                                             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True, preexec_fn=_stop_with_parent)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        deadline = now_s() + timeout_s
+        while now_s() < deadline:
             if self.process.poll() is not None:
                 raise BackendError("E30", f"tritonserver exited with status {self.process.returncode} at start: "
                                    f"{self.log_tail()}")

@@ -28,7 +28,7 @@ class DevicePath:
     def __init__(self, *, device: Any, options: InswapperOptions) -> None:
         self.device = device
         self.options = options
-        self._latent: tuple[int, Any] | None = None
+        self._latent: tuple[np.ndarray, Any] | None = None
 
     @classmethod
     def create(cls, engine: Engine, options: InswapperOptions) -> DevicePath | None:
@@ -80,8 +80,10 @@ class DevicePath:
         """The latent on the device, uploaded once per prepared source."""
         import torch
 
-        if self._latent is None or self._latent[0] != id(latent):
-            self._latent = (id(latent), torch.from_numpy(latent).to(self.device))
+        # Keyed on the array itself, held here: an id() alone can be reused by the next source's latent
+        # once the old one is freed, and the old identity would come back.
+        if self._latent is None or self._latent[0] is not latent:
+            self._latent = (latent, torch.from_numpy(latent).to(self.device))
         return self._latent[1]
 
 
@@ -95,15 +97,21 @@ def match_colors_torch(src: Any, dst: Any, weight: Any) -> Any:
 
     from realtime import gpu_ops
 
-    inside = weight[0] > 0.5
-    if int(inside.sum()) < 2:
-        return src
+    # Masked statistics by weighting, not boolean indexing, and the "too few pixels" test as a torch.where:
+    # int(mask.sum()) and tensor[mask] each wait for the GPU, for every face of every frame.
+    inside = (weight[0] > 0.5).to(src.dtype)[..., None]
+    count = inside.sum(dim=(0, 1))
     src_lab = gpu_ops.bgr_to_lab(src.permute(1, 2, 0) / 255.0)
     dst_lab = gpu_ops.bgr_to_lab(dst.permute(1, 2, 0) / 255.0)
-    s, d = src_lab[inside], dst_lab[inside]
-    floor = torch.tensor([blend.MIN_STD * 100 / 255, blend.MIN_STD, blend.MIN_STD], device=src.device)
-    gain = (torch.maximum(d.std(dim=0, unbiased=False), floor)
-            / torch.maximum(s.std(dim=0, unbiased=False), floor)).clamp(blend.MIN_GAIN, blend.MAX_GAIN)
-    moved = (src_lab - s.mean(dim=0)) * gain + d.mean(dim=0)
-    return (gpu_ops.lab_to_bgr(moved) * 255.0).permute(2, 0, 1)
 
+    def stats(lab: Any) -> tuple[Any, Any]:
+        mean = (lab * inside).sum(dim=(0, 1)) / count.clamp(min=1)
+        var = (((lab - mean) ** 2) * inside).sum(dim=(0, 1)) / count.clamp(min=1)
+        return mean, var.sqrt()
+
+    (s_mean, s_std), (d_mean, d_std) = stats(src_lab), stats(dst_lab)
+    floored = [std[:1].clamp(min=blend.MIN_STD * 100 / 255) for std in (d_std, s_std)]
+    floored = [torch.cat([f, std[1:].clamp(min=blend.MIN_STD)]) for f, std in zip(floored, (d_std, s_std), strict=True)]
+    gain = (floored[0] / floored[1]).clamp(blend.MIN_GAIN, blend.MAX_GAIN)
+    moved = (src_lab - s_mean) * gain + d_mean
+    return torch.where(count[0] >= 2, (gpu_ops.lab_to_bgr(moved) * 255.0).permute(2, 0, 1), src)

@@ -56,7 +56,7 @@ class Inswapper:
     @classmethod
     @classmethod
     def open(cls, path: Path, *, name: str | None = None, backend: str = "auto", device: str = "auto", threads: int = 1,
-             upcast_fp16: bool = True) -> Inswapper:
+             upcast_fp16: bool = True, precision: str = "fp32", cuda_graph: bool = False) -> Inswapper:
         """Open ``path`` (manifest model ``name``, by default the file's stem) with
         :func:`~realtime.engines.opening.open_model`.
 
@@ -66,7 +66,8 @@ class Inswapper:
         from realtime.engines.opening import open_model
 
         engine = open_model(name or path.name.removesuffix(".onnx"), path=path, backend=backend, device=device,
-                            threads=threads, upcast_fp16=upcast_fp16)
+                            threads=threads, upcast_fp16=upcast_fp16, precision=precision,
+                            cuda_graph=cuda_graph)
         return cls.from_file(path, engine=engine)
 
     def run(self, target: np.ndarray, latent: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +23,8 @@ from realtime.swappers.inswapper.paste import InswapperOptions, Placement, crop_
 from realtime.swappers.inswapper.preprocess import CROP, mean_identity, output_to_crop, source_latent, target_blob
 
 MIN_FACE_PX = 16  # smaller faces (eye distance × 3, roughly) are left alone
+SOURCE_DETECTOR = "scrfd_10g"  # det_10g: the detector ArcFace's alignment is made with
+SOURCE_DETECT_SIZE = 640
 
 
 class InswapperSwapper:
@@ -29,8 +33,9 @@ class InswapperSwapper:
     name = "inswapper"
 
     def __init__(self, *, swapper: Inswapper, arcface: ArcFace, options: InswapperOptions | None = None,
-                 device_path: DevicePath | None = None) -> None:
+                 device_path: DevicePath | None = None, source_detector: Any = None) -> None:
         self.model = swapper
+        self.source_detector = source_detector  # det_10g's ScrfdDetector: the source photo's 5 points
         self.arcface = arcface
         self.options = options or InswapperOptions()
         self.device_path = device_path
@@ -41,7 +46,8 @@ class InswapperSwapper:
 
     @classmethod
     def open(cls, *, root: Path | None = None, backend: str = "auto", device: str = "auto", threads: int = 1,
-             color_correct: bool = True, keep_mouth: bool = True, upcast_fp16: bool = True) -> InswapperSwapper:
+             color_correct: bool = True, keep_mouth: bool = True, upcast_fp16: bool = True,
+             precision: str = "fp32", cuda_graph: bool = False) -> InswapperSwapper:
         """Open the fetched models from the models folder (E06 missing, E07 checksum mismatch).
 
         ``upcast_fp16``: run a float16 swapper file in float32 on ONNX Runtime
@@ -51,13 +57,14 @@ class InswapperSwapper:
 
         swapper_path, arcface_path = neural_model_paths(root, device=device)
         arcface = ArcFace(engine=open_model(ARCFACE, path=arcface_path, backend=backend, device=device,
-                                            threads=threads))
+                                            threads=threads, precision=precision))
         name = SWAPPER_FP16 if swapper_path.name != SWAPPER_FP32_FILE else swapper_path.stem
         model = Inswapper.open(swapper_path, name=name, backend=backend, device=device, threads=threads,
-                               upcast_fp16=upcast_fp16)
+                               upcast_fp16=upcast_fp16, precision=precision, cuda_graph=cuda_graph)
         options = InswapperOptions(color_correct=color_correct, keep_mouth=keep_mouth)
         return cls(swapper=model, arcface=arcface, options=options,
-                   device_path=DevicePath.create(model.engine, options))
+                   device_path=DevicePath.create(model.engine, options),
+                   source_detector=_source_detector(root, backend=backend, device=device, threads=threads))
 
     # -- source
 
@@ -69,9 +76,22 @@ class InswapperSwapper:
         """Compute the source latent from several photos of one person (embeddings averaged)."""
         if not pairs:
             raise ValueError("prepare_many needs at least one (image, face) pair")
-        embeddings = [self.embedding(image, face) for image, face in pairs]
+        embeddings = [self.embedding(image, self.source_keypoints(image, face)) for image, face in pairs]
         self.identity = mean_identity(embeddings)
         self.latent = source_latent(self.identity, self.model.emap)
+
+    def source_keypoints(self, image: np.ndarray, face: Face) -> Face:
+        """``face`` with det_10g's keypoints when that detector is there and finds the same face (the
+        pairing ArcFace was trained with); else ``face`` as it is."""
+        if self.source_detector is None:
+            return face
+        from realtime.faces.detector import iou
+
+        found = self.source_detector.detect(image, size=SOURCE_DETECT_SIZE)
+        overlaps = [float(iou(face.box, other.box[None])[0]) for other in found]
+        if not overlaps or max(overlaps) < 0.5:
+            return face
+        return replace(face, keypoints=found[int(np.argmax(overlaps))].keypoints)
 
     def embedding(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The raw ArcFace embedding of one source face, cached by the photo's content hash."""
@@ -142,3 +162,17 @@ class InswapperSwapper:
 def _eye_distance(keypoints: np.ndarray) -> float:
     kps = np.asarray(keypoints, dtype=np.float64)
     return float(np.hypot(*(kps[1] - kps[0])))
+
+
+def _source_detector(root: Path | None, *, backend: str, device: str, threads: int) -> Any:
+    """det_10g on its engine when it was fetched (``models fetch --neural``) and verifies; else None."""
+    from realtime import models
+    from realtime.engines.opening import open_model
+    from realtime.errors import SwapcamError
+    from realtime.faces.detector import ScrfdDetector
+
+    try:
+        path = models.model_path(SOURCE_DETECTOR, root=root)
+    except SwapcamError:
+        return None
+    return ScrfdDetector(open_model(SOURCE_DETECTOR, path=path, backend=backend, device=device, threads=threads))

@@ -1,0 +1,162 @@
+// The swapcam panel: talks to the HTTP API of the running swapcam (same origin, cookie auth).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const state = { settings: null, history: [], faces: [] };
+const STAGE_COLOURS = ["#58a6ff", "#3fb950", "#d29922", "#bc8cff", "#f778ba", "#79c0ff", "#ffa657"];
+
+async function api(method, path, body, headers) {
+  const init = { method, headers: headers || {} };
+  if (body !== undefined) {
+    if (body instanceof FormData) init.body = body;
+    else { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) { showMessage(data.error || `${response.status} ${response.statusText}`); throw new Error(data.error); }
+  return data;
+}
+
+function showMessage(line) {
+  const li = document.createElement("li");
+  li.textContent = line;
+  $("messages").prepend(li);
+  while ($("messages").children.length > 8) $("messages").lastChild.remove();
+}
+
+// --- settings
+function renderSettings(s) {
+  state.settings = s;
+  const swap = $("swap");
+  swap.textContent = s.swap ? "swap ON" : "swap OFF";
+  swap.className = "big " + (s.swap ? "on" : "off");
+  for (const el of $("options").elements) {
+    if (!(el.name in s) || el === document.activeElement) continue;
+    if (el.type === "checkbox") el.checked = !!s[el.name];
+    else el.value = s[el.name] === null ? "" : s[el.name];
+  }
+  renderGallery();
+}
+async function patch(changes) { renderSettings(await api("PATCH", "/api/settings", changes)); }
+
+$("swap").onclick = () => patch({ swap: !state.settings.swap }).catch(() => {});
+$("options").addEventListener("change", (ev) => {
+  const el = ev.target;
+  let value;
+  if (el.type === "checkbox") value = el.checked;
+  else if (el.type === "number" || el.type === "range") value = el.value === "" ? null : Number(el.value);
+  else value = el.value;
+  patch({ [el.name]: value }).catch(() => api("GET", "/api/settings").then(renderSettings));
+});
+
+// --- gallery
+async function loadFaces() { state.faces = await api("GET", "/api/faces"); renderGallery(); }
+function renderGallery() {
+  const live = state.settings && state.settings.face;
+  const box = $("gallery");
+  box.replaceChildren(...state.faces.map((f, i) => {
+    const div = document.createElement("div");
+    div.className = "face" + (f.id === live ? " live" : "");
+    div.dataset.id = f.id;
+    div.title = `${f.name} (${f.id}) — key ${i + 1}`;
+    const img = document.createElement("img");
+    img.src = `/api/faces/${f.id}/thumb`;
+    img.alt = f.name;
+    const n = document.createElement("span"); n.className = "n"; n.textContent = i + 1;
+    const del = document.createElement("button"); del.className = "del"; del.textContent = "×"; del.title = "delete";
+    del.onclick = (ev) => { ev.stopPropagation(); api("DELETE", `/api/faces/${f.id}`).then(loadFaces).catch(() => {}); };
+    div.onclick = () => patch({ face: f.id }).catch(() => {});
+    div.append(img, n, del);
+    return div;
+  }));
+}
+async function upload(files) {
+  for (const file of files) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try { await api("POST", "/api/faces", form); } catch (e) { /* shown */ }
+  }
+  await loadFaces();
+}
+$("file").onchange = (ev) => upload(ev.target.files);
+const drop = $("drop");
+drop.ondragover = (ev) => { ev.preventDefault(); drop.classList.add("over"); };
+drop.ondragleave = () => drop.classList.remove("over");
+drop.ondrop = (ev) => { ev.preventDefault(); drop.classList.remove("over"); upload(ev.dataTransfer.files); };
+
+// --- recording
+$("rec").onclick = () => {
+  const recording = $("rec").classList.contains("recording");
+  api("POST", "/api/recording", { action: recording ? "stop" : "start" }).then(renderRecording).catch(() => {});
+};
+function renderRecording(r) {
+  if (!r) { $("rec").disabled = true; return; }
+  $("rec").textContent = r.recording ? "stop recording" : "start recording";
+  $("rec").classList.toggle("recording", r.recording);
+  $("rec-info").textContent = r.path ? `${r.path} — ${(r.bytes / 1e6).toFixed(1)} MB` : "";
+}
+
+// --- preview
+function startPreview() { $("out").src = "/api/preview.mjpg?which=output"; }
+// A hidden page (a closed OBS dock, a background tab) stops the preview: nothing is encoded for nobody.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) { $("out").src = ""; $("in").src = ""; return; }
+  startPreview();
+  if ($("show-input").checked) $("in").src = "/api/preview.mjpg?which=input";
+});
+$("show-input").onchange = (ev) => {
+  $("in-fig").hidden = !ev.target.checked;
+  $("in").src = ev.target.checked ? "/api/preview.mjpg?which=input" : "";
+};
+
+// --- live figures
+function renderStatus(s) {
+  const lat = s.latency_ms, drops = Object.values(s.drops).reduce((a, b) => a + b, 0);
+  const cells = [["fps in", s.fps.in.toFixed(1)], ["fps out", s.fps.out.toFixed(1)], ["p50 ms", lat.p50.toFixed(1)],
+    ["p95 ms", lat.p95.toFixed(1)], ["p99 ms", lat.p99.toFixed(1)], ["drops", drops],
+    ["face", s.face ? s.face.name : "none"]];
+  $("figures").replaceChildren(...cells.map(([k, v]) => {
+    const d = document.createElement("div"); const b = document.createElement("b"); const sp = document.createElement("span");
+    b.textContent = v; sp.textContent = k; d.append(b, sp); if (k === "face") { d.className = "wide"; d.title = v; }
+    return d;
+  }));
+  $("io").textContent = `${s.source} → ${s.outputs.join(", ")}`;
+  if (state.settings && s.swap !== state.settings.swap) api("GET", "/api/settings").then(renderSettings);
+  if (state.settings && (s.face ? s.face.id : null) !== state.settings.face) api("GET", "/api/settings").then(renderSettings);
+  renderRecording(s.recording);
+  state.history.push({ fps: s.fps.out, p50: lat.p50, p95: lat.p95, drops });
+  if (state.history.length > 120) state.history.shift();
+  drawChart();
+  const stages = Object.entries(s.stages_ms).filter(([k]) => k !== "infer");
+  const total = stages.reduce((a, [, v]) => a + v, 0) || 1;
+  $("stages").replaceChildren(...stages.map(([k, v], i) => {
+    const d = document.createElement("div");
+    d.style.width = `${(100 * v) / total}%`; d.style.background = STAGE_COLOURS[i % STAGE_COLOURS.length];
+    d.textContent = `${k} ${v.toFixed(1)}`; d.title = `${k}: ${v.toFixed(2)} ms per frame (last second)`; return d;
+  }));
+  const known = new Set([...$("messages").children].map((li) => li.textContent));
+  for (const line of s.messages) if (!known.has(line)) showMessage(line);
+}
+function drawChart() {
+  const c = $("chart"), g = c.getContext("2d");
+  c.width = c.clientWidth || 600; const h = c.height, w = c.width, hist = state.history;
+  g.clearRect(0, 0, w, h);
+  const top = Math.max(40, ...hist.map((p) => Math.max(p.fps, p.p95)));
+  const series = [["fps", "#3fb950"], ["p50", "#58a6ff"], ["p95", "#d29922"]];
+  for (const [key, colour] of series) {
+    g.strokeStyle = colour; g.beginPath();
+    hist.forEach((p, i) => { const x = (i / 119) * w, y = h - (p[key] / top) * (h - 12); i ? g.lineTo(x, y) : g.moveTo(x, y); });
+    g.stroke();
+  }
+  g.fillStyle = "#9aa0aa"; g.font = "11px sans-serif";
+  g.fillText(`fps (green), p50/p95 ms (blue/amber); top ${top.toFixed(0)}`, 6, 12);
+}
+function connectEvents() {
+  const source = new EventSource("/api/events");
+  source.onopen = () => { $("conn").textContent = "live"; };
+  source.onmessage = (ev) => renderStatus(JSON.parse(ev.data));
+  source.onerror = () => { $("conn").textContent = "disconnected"; };
+}
+
+api("GET", "/api/settings").then(renderSettings).then(loadFaces).catch(() => {});
+startPreview();
+connectEvents();

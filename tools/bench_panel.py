@@ -1,0 +1,248 @@
+"""What the control panel costs the live pipeline, and how fast a face switch lands.
+
+One live face swap (a photo source at --size/--fps, the mesh swapper, a null output) runs
+with the panel on 127.0.0.1. Side by side, in alternating windows of --seconds:
+
+- panel closed vs one browser (headless chromium) watching the preview and the live figures:
+  latency p50/p95 and drops per window;
+- face switches through the API (PATCH /api/settings {"face": ID}): the longest gap between
+  new output frames around each switch, in frame intervals, and the time from the API call
+  to the first output frame carrying the new face.
+
+    python tools/bench_panel.py                      # 720p30, 3 rounds of 6 s per condition
+    python tools/bench_panel.py --screenshots docs   # also the panel screenshots (wide and dock)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realtime.clock import now_ns, now_s
+from realtime.config import PipelineConfig, parse_size
+from realtime.control.gallery import FaceGallery
+from realtime.control.live import LiveController, LiveSwapProcessor, PreviewSlot
+from realtime.control.server import PanelContext, PanelServer
+from realtime.control.settings import LiveOptions
+from realtime.faces.analyzer import FaceAnalyzer
+from realtime.models import sample_path
+from realtime.pipeline import Pipeline
+from realtime.sinks.null import NullSink
+from realtime.sources.image import ImageSource
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def window(stats: Any, start_ns: int, end_ns: int, interval_ns: float) -> dict[str, Any]:
+    """Latency percentiles, output frames and the longest gap between them (in frame intervals) in a window."""
+    times, lat, _ = samples(stats)
+    inside = (times >= start_ns) & (times < end_ns)
+    chosen = lat[inside]
+    if chosen.size < 2:
+        return {"p50": float("nan"), "p95": float("nan"), "frames": int(chosen.size), "gap": float("nan")}
+    return {"p50": float(np.percentile(chosen, 50)), "p95": float(np.percentile(chosen, 95)),
+            "frames": int(chosen.size), "gap": float(np.diff(times[inside]).max() / interval_ns)}
+
+
+def samples(stats: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the output times, latencies and sequence numbers (under the stats lock: the arrays
+    must not be exporting a buffer while the output thread appends)."""
+    with stats._lock:
+        return (np.array(stats.output_times_ns, dtype=np.int64), np.array(stats.latencies_ms, dtype=np.float64),
+                np.array(stats.sequences, dtype=np.int64))
+
+
+def cpu_seconds(browser: bool) -> float:
+    """CPU time so far (user + system) of this process (pipeline + panel server), or of the chromium
+    processes it started (through Playwright's driver, which is not counted)."""
+    import psutil
+
+    me = psutil.Process()
+    if not browser:
+        times = me.cpu_times()
+        return float(times.user + times.system)
+    total = 0.0
+    for child in me.children(recursive=True):
+        try:
+            if "chrom" in child.name():
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def total_drops(stats: Any) -> int:
+    return int(sum(stats.drops().values()))
+
+
+def patch(port: int, token: str, changes: dict[str, Any]) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("PATCH", "/api/settings", body=json.dumps(changes).encode(),
+                 headers={"Authorization": f"Bearer {token}"})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def preview_fps(port: int, token: str, seconds: float = 3.0) -> float:
+    """JPEG frames per second the preview stream delivers to one reader."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/api/preview.mjpg", headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    frames, started = 0, now_s()
+    while now_s() - started < seconds:
+        frames += response.read1(1 << 20).count(b"--frame\r\n")
+    conn.close()
+    return frames / (now_s() - started)
+
+
+class Watcher:
+    """One headless chromium with the panel page open (or closed: about:blank)."""
+
+    def __init__(self, url: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        self.browser = self._playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        self.page = self.browser.new_page(viewport={"width": 1280, "height": 860})
+        self.url = url
+
+    def open(self) -> None:
+        self.page.goto(self.url)
+        self.page.wait_for_function("document.getElementById('out').naturalWidth > 0", timeout=20_000)
+
+    def close_page(self) -> None:
+        self.page.goto("about:blank")
+
+    def screenshots(self, folder: Path) -> None:
+        self.open()
+        time.sleep(3)  # the chart fills
+        self.page.screenshot(path=str(folder / "panel-wide.png"))
+        self.page.set_viewport_size({"width": 380, "height": 1100})
+        time.sleep(1.5)
+        self.page.screenshot(path=str(folder / "panel-dock.png"), full_page=True)
+        self.page.set_viewport_size({"width": 1280, "height": 860})
+
+    def stop(self) -> None:
+        self.browser.close()
+        self._playwright.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each window")
+    parser.add_argument("--rounds", type=int, default=3, help="closed/watching pairs")
+    parser.add_argument("--switches", type=int, default=8, help="face switches (alternating two faces)")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="write panel-wide.png and panel-dock.png")
+    args = parser.parse_args()
+    width, height = parse_size(args.size)
+
+    analyzer = FaceAnalyzer.open(backend="onnxruntime", device="cpu", threads=1, background_check=True)
+    gallery = FaceGallery(Path(tempfile.mkdtemp(prefix="swapcam-bench-panel-")))
+    controller = LiveController(analyzer=analyzer, gallery=gallery, options=LiveOptions())
+    faces = [controller.add_file(sample_path(name)).id for name in ("gauss.png", "solvay_conference_1927.jpg")]
+    controller.change({"face": faces[0]})
+    preview = PreviewSlot()
+    processor = LiveSwapProcessor(controller=controller, analyzer=analyzer, preview=preview)
+    source = ImageSource(str(sample_path("newton.png")), width=width, height=height, fps=args.fps)
+    pipeline = Pipeline(source=source, processor=processor, sinks=[NullSink(), preview], config=PipelineConfig())
+    server = PanelServer(port=0)
+    ctx = PanelContext(controller=controller, preview=preview, stats=pipeline.stats, recorder=None,
+                       source_name=source.name, outputs=lambda: ["null"])
+    pipeline.start()
+    server.start(ctx)
+    watcher = Watcher(server.url) if Path(CHROMIUM).exists() else None
+    rows: dict[str, list[dict[str, Any]]] = {"closed": [], "watching": []}
+    try:
+        time.sleep(3.0)  # warm up: models, tracker, colour cache
+        if watcher is not None and args.screenshots is not None:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+            watcher.screenshots(args.screenshots)
+            watcher.close_page()
+        for _ in range(args.rounds):
+            for condition in ("closed", "watching"):
+                if watcher is not None:
+                    watcher.open() if condition == "watching" else watcher.close_page()
+                time.sleep(1.0)
+                drops = total_drops(pipeline.stats)
+                own, browser = cpu_seconds(False), cpu_seconds(True)
+                start = now_ns()
+                time.sleep(args.seconds)
+                row = window(pipeline.stats, start, now_ns(), 1e9 / args.fps)
+                row["drops"] = total_drops(pipeline.stats) - drops
+                wall = (now_ns() - start) / 1e9
+                row["cpu_own"] = (cpu_seconds(False) - own) / wall
+                row["cpu_browser"] = (cpu_seconds(True) - browser) / wall
+                rows[condition].append(row)
+        if watcher is not None:
+            watcher.close_page()
+        preview_rate = preview_fps(server.port, server.token)
+        interval_ns = 1e9 / args.fps
+        gaps, delays, calls = [], [], []
+        for number in range(args.switches):
+            time.sleep(1.5)
+            face = faces[(number + 1) % 2]
+            t_call = now_ns()
+            assert patch(server.port, server.token, {"face": face}) == 200
+            calls.append((now_ns() - t_call) / 1e6)
+            version = controller.settings.current.version
+            deadline = now_s() + 5
+            while version not in processor.first_seq and now_s() < deadline:
+                time.sleep(0.005)
+            time.sleep(1.0)
+            times, _, seqs = samples(pipeline.stats)
+            first = processor.first_seq.get(version)
+            hit = np.flatnonzero(seqs == first) if first is not None else np.array([])
+            if hit.size:
+                delays.append((times[hit[0]] - t_call) / 1e6)
+            around = times[(times >= t_call - 500_000_000) & (times <= t_call + 1_000_000_000)]
+            if around.size > 1:
+                gaps.append(float(np.diff(around).max() / interval_ns))
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        server.stop()
+        pipeline.stop()
+
+    who = "one headless chromium on the same machine" if watcher is not None else "nobody (no chromium)"
+    print(f"live face swap {width}x{height}@{args.fps:g}, mesh swapper, CPU; watching = {who}")
+    print(f"{'condition':<10} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8} "
+          f"{'cpu swapcam':>12} {'cpu browser':>12}")
+    for condition, results in rows.items():
+        for index, row in enumerate(results):
+            print(f"{condition:<10} {index + 1:>5} {row['frames']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f} "
+                  f"{row['drops']:>6} {row['gap']:>8.2f} {row['cpu_own']:>12.2f} {row['cpu_browser']:>12.2f}")
+    med = {c: (statistics.median(r["p95"] for r in rs), statistics.median(r["drops"] for r in rs))
+           for c, rs in rows.items()}
+    print(f"median p95: closed {med['closed'][0]:.1f} ms, watching {med['watching'][0]:.1f} ms "
+          f"(difference {med['watching'][0] - med['closed'][0]:+.1f} ms); median drops per window: "
+          f"closed {med['closed'][1]:g}, watching {med['watching'][1]:g}")
+    cpu = {c: (statistics.median(r["cpu_own"] for r in rs), statistics.median(r["cpu_browser"] for r in rs))
+           for c, rs in rows.items()}
+    print(f"median CPU (cores busy): swapcam closed {cpu['closed'][0]:.2f}, watching {cpu['watching'][0]:.2f}; "
+          f"browser closed {cpu['closed'][1]:.2f}, watching {cpu['watching'][1]:.2f}")
+    print(f"preview stream: {preview_rate:.1f} fps delivered to one reader (pipeline at {args.fps:g})")
+    if gaps:
+        print(f"face switch ({len(gaps)}x): longest output gap around a switch: median {statistics.median(gaps):.2f}, "
+              f"max {max(gaps):.2f} frame intervals")
+    if delays:
+        print(f"API call -> first output frame with the new face: median {statistics.median(delays):.0f} ms, "
+              f"max {max(delays):.0f} ms (the call itself returned after median {statistics.median(calls):.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
