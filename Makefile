@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export SWAPCAM_MODELS  ?= $(CURDIR)/models
 export SWAPCAM_ENGINES ?= $(CURDIR)/engines
 
-.PHONY: demo test setup models lint bench clean docker-deps browser
+.PHONY: demo test quick setup models lint bench clean docker-deps browser
 
 setup: $(STAMP)
 
@@ -64,6 +64,12 @@ browser:
 
 test: models docker-deps browser
 	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check realtime tools tests
+	$(BIN)/mypy
+
+# The edit-test loop: everything but the container, browser and wheel tests (those need minutes); lint after.
+quick: models
+	$(BIN)/python -m pytest -q -x -m "not docker and not browser" --ignore=tests/test_wheel.py
 	$(BIN)/ruff check realtime tools tests
 	$(BIN)/mypy
 

@@ -7,14 +7,16 @@ few minutes (debootstrap, pip inside the build); later runs reuse build/docker/.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,15 +166,55 @@ def test_live_run_streams_udp_to_the_host(docker: Docker, cpu_image: str, models
     assert stamps == sorted(stamps) and stamps[-1] - stamps[0] >= 30  # in order, repeats allowed (re-sends)
 
 
-def test_panel_through_the_published_port() -> None:
-    from realtime.commands import run
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
-    commands = argparse.ArgumentParser().add_subparsers()
-    run.add_parser(commands)
-    run_help = commands.choices["run"].format_help()
-    reason = ("issue 11 (swapcam run --panel) has landed, but the panel-through-docker check is not written yet"
-              if "--panel" in run_help else "issue 11 (swapcam run --panel) has not landed: no panel to reach")
-    pytest.skip(reason)
+
+def panel_request(url: str, token: str | None, *, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+    """One request to the panel: (status, body); HTTP errors are answers, not exceptions."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_panel_in_the_container(docker: Docker, cpu_image: str, tmp_path: Path) -> None:
+    """The compose ``panel`` service's command: the panel listens on all the container's interfaces with the
+    given token and is steered from the host. (The test daemon has no bridge, so the container shares the
+    host's network instead of a published port; the page and the API are the image's own package data.)"""
+    folder = writable_folder(tmp_path, "gauss.png")
+    port, token = free_port(), "docker-panel-test-token"
+    command = ["docker", "run", "--rm", "--network", "host", "-v", f"{folder}:/data:ro", cpu_image, "run",
+               "--synthetic", "--size", "320x240", "--fps", "15", "--duration", "60", "--face", "/data/gauss.png",
+               "--output", "null", "--panel", "--panel-host", "0.0.0.0", "--panel-port", str(port),
+               "--panel-token", token, "--no-hotkeys"]
+    process = subprocess.Popen(command, env=docker.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline, status = time.perf_counter() + RUN_TIMEOUT_S, None
+        while time.perf_counter() < deadline and process.poll() is None:
+            with contextlib.suppress(OSError):
+                code, body = panel_request(f"{api}/status", token)
+                if code == 200 and json.loads(body).get("frames", 0) > 0:
+                    status = json.loads(body)
+                    break
+            time.sleep(0.5)
+        assert status is not None, "the panel never answered with frames flowing"
+        assert panel_request(f"{api}/status", None)[0] == 401
+        assert panel_request(f"{api}/status", "wrong")[0] == 401
+        code, body = panel_request(f"{api}/settings", token, method="PATCH", body=b'{"swap": false}')
+        assert code == 200 and json.loads(body)["swap"] is False
+        code, page = panel_request(f"http://127.0.0.1:{port}/?token={token}", None)
+        assert code == 200 and b"<html" in page.lower()
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=60)
+    assert b"0.0.0.0" in output and b"warning" in output.lower()  # the LAN warning line
 
 
 def test_gpu_image_builds_up_to_the_nvidia_packages(docker: Docker) -> None:
