@@ -200,7 +200,7 @@ def test_panel_in_the_container(docker: Docker, cpu_image: str, tmp_path: Path) 
         while time.perf_counter() < deadline and process.poll() is None:
             with contextlib.suppress(OSError):
                 code, body = panel_request(f"{api}/status", token)
-                if code == 200 and json.loads(body).get("frames", 0) > 0:
+                if code == 200 and json.loads(body)["frames"]["output"] > 0:
                     status = json.loads(body)
                     break
             time.sleep(0.5)
@@ -209,7 +209,7 @@ def test_panel_in_the_container(docker: Docker, cpu_image: str, tmp_path: Path) 
         assert panel_request(f"{api}/status", "wrong")[0] == 401
         code, body = panel_request(f"{api}/settings", token, method="PATCH", body=b'{"swap": false}')
         assert code == 200 and json.loads(body)["swap"] is False
-        code, page = panel_request(f"http://127.0.0.1:{port}/?token={token}", None)
+        code, page = panel_request(f"http://127.0.0.1:{port}/", token)
         assert code == 200 and b"<html" in page.lower()
     finally:
         process.terminate()

@@ -23,9 +23,9 @@ def front_row(sample_image: Callable[[str], np.ndarray]) -> np.ndarray:
 class CountingMesh(FaceMesh):
     calls = 0
 
-    def landmarks(self, image_bgr: np.ndarray, crop_box: object) -> tuple[np.ndarray, float]:  # type: ignore[override]
-        self.calls += 1
-        return super().landmarks(image_bgr, crop_box)  # type: ignore[arg-type]
+    def landmarks_all(self, image_bgr: np.ndarray, crop_boxes: list) -> list[tuple[np.ndarray, float]]:  # type: ignore[override]
+        self.calls += len(crop_boxes)  # every mesh run goes through here (landmarks() too)
+        return super().landmarks_all(image_bgr, crop_boxes)
 
 
 def test_resting_faces_skip_mesh_runs_and_motion_brings_them_back(
