@@ -1,4 +1,4 @@
-"""Closing a source or processor only once its thread is out of it."""
+"""Closing a source, sink or processor only once its thread is out of it."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ class Release:
             log.error("error while closing %s: %s", self.name, exc)
             return exc
         return None
+
+
+def close_when_idle(lock: threading.Lock, release: Callable[[], None], defer: Callable[[], None],
+                    timeout: float = 0.0) -> None:
+    """Run ``release`` under ``lock``, which a read or write in progress holds. When that call keeps the lock
+    past ``timeout`` seconds, ``defer`` asks it to release as it ends, and this returns without waiting."""
+    if not lock.acquire(timeout=timeout):
+        defer()
+        if not lock.acquire(blocking=False):  # again: the call may have ended before ``defer`` took effect
+            return
+    try:
+        release()
+    finally:
+        lock.release()

@@ -20,6 +20,7 @@ import cv2
 
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
+from realtime.release import close_when_idle
 from realtime.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -137,14 +138,10 @@ class VirtualCamSink(Sink):
         Waits up to ``timeout`` s for a ``write`` in progress; past it, that write releases the device as it
         ends.
         """
-        if not self._lock.acquire(timeout=timeout):
-            self._close_after_send = True
-            if not self._lock.acquire(blocking=False):  # again: the write may have ended before the flag was up
-                return
-        try:
-            self._release()
-        finally:
-            self._lock.release()
+        close_when_idle(self._lock, self._release, self._defer_release, timeout)
+
+    def _defer_release(self) -> None:
+        self._close_after_send = True
 
     def _release(self) -> None:
         if not self._closed:

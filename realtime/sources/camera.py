@@ -13,6 +13,7 @@ import numpy as np
 
 from realtime.clock import now_s
 from realtime.errors import InputError
+from realtime.release import close_when_idle
 from realtime.sources.base import SignalLost, Source
 
 log = logging.getLogger(__name__)
@@ -171,14 +172,10 @@ class CameraSource(Source):
 
     def close(self) -> None:
         """Release the camera now, or, when a read is in progress, as soon as it returns (never waits)."""
-        if not self._lock.acquire(blocking=False):
-            self._close_after_read = True
-            if not self._lock.acquire(blocking=False):  # again: the read may have ended before the flag was up
-                return
-        try:
-            self._release()
-        finally:
-            self._lock.release()
+        close_when_idle(self._lock, self._release, self._defer_release)
+
+    def _defer_release(self) -> None:
+        self._close_after_read = True
 
     def _release(self) -> None:
         if self._capture is not None:
