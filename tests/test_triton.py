@@ -27,8 +27,11 @@ from realtime.errors import BackendError, ModelError
 from realtime.models import cached_sha256, sample_path
 from realtime.triton.client import parse_url
 from realtime.triton.repository import (
+    ModelIO,
     RepositoryOptions,
+    TensorIO,
     manifest_models,
+    model_config,
     onnx_io,
     parse_config,
     write_repository,
@@ -355,3 +358,15 @@ def model_path_name(name: str) -> str:
     manifest = load_manifest()
     entry = manifest.get("models", {}).get(name) or manifest["neural"][name]
     return str(entry["file"])
+
+
+def test_serves_python_models_without_the_batchers_wait() -> None:
+    """The Python backend runs grouped requests one by one, so `swapcam serve` gives them no batching window;
+    an exported model whose batch dimension is dynamic is still batched for Triton's own backends."""
+    dynamic = ModelIO(inputs=(TensorIO("x", (-1, 3, 8, 8), "TYPE_FP32"),),
+                      outputs=(TensorIO("y", (-1, 4), "TYPE_FP32"),))
+    served = model_config("m", dynamic, sha256="0" * 64, options=RepositoryOptions(flavour="python"))
+    exported = model_config("m", dynamic, sha256="0" * 64, options=RepositoryOptions())
+    assert served.max_batch_size == 0 and not served.HasField("dynamic_batching")
+    assert exported.max_batch_size > 0 and exported.HasField("dynamic_batching")
+    assert list(exported.input[0].dims) == [3, 8, 8]

@@ -6,9 +6,9 @@ multiprocessing (the stub's embedded interpreter and the standard library can
 be different 3.11 patch releases, and multiprocessing's resource tracker then
 fails). Tensors cross into and out of the stub by DLPack, not by its numpy
 conversions: the stub was built against numpy 1, and with numpy 2 its
-``pb_utils.Tensor(name, array)`` answered with empty data. Requests grouped by
-the dynamic batcher arrive together and run one after another: the graphs have
-a fixed batch of 1.
+``pb_utils.Tensor(name, array)`` answered with empty data. The repository
+`swapcam serve` writes has no dynamic batching (one request per call runs
+at a time per instance); a list of several requests still runs one by one.
 """
 
 from __future__ import annotations
