@@ -154,8 +154,7 @@ class Pipeline:
         """Wait up to ``timeout`` s for the run to end by itself; True if it did."""
         deadline = now_s() + timeout
         if self.main_thread is not None:
-            while not self.finished and (left := deadline - now_s()) > 0:
-                self.main_thread.run_pending(min(left, POLL_S))
+            self._serve_main_thread(lambda: self.finished, deadline)
             return self.finished
         for thread in self._threads:
             thread.join(max(0.0, deadline - now_s()))

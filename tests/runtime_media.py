@@ -46,6 +46,18 @@ def read_video(path: Path, *, until_damage: bool = False) -> tuple[list[int | No
     return stamps, times
 
 
+def free_tcp_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing uses right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that nothing uses right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

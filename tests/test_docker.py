@@ -36,6 +36,7 @@ from docker_harness import (
     image_size_mb,
     private_daemon,
 )
+from runtime_media import free_tcp_ports
 
 from realtime.models import sample_path
 from realtime.stamp import read_stamp
@@ -166,12 +167,6 @@ def test_live_run_streams_udp_to_the_host(docker: Docker, cpu_image: str, models
     assert stamps == sorted(stamps) and stamps[-1] - stamps[0] >= 30  # in order, repeats allowed (re-sends)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def panel_request(url: str, token: str | None, *, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
     """One request to the panel: (status, body); HTTP errors are answers, not exceptions."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -188,7 +183,7 @@ def test_panel_in_the_container(docker: Docker, cpu_image: str, tmp_path: Path) 
     given token and is steered from the host. (The test daemon has no bridge, so the container shares the
     host's network instead of a published port; the page and the API are the image's own package data.)"""
     folder = writable_folder(tmp_path, "gauss.png")
-    port, token = free_port(), "docker-panel-test-token"
+    port, token = free_tcp_ports(1)[0], "docker-panel-test-token"
     command = ["docker", "run", "--rm", "--network", "host", "-v", f"{folder}:/data:ro", cpu_image, "run",
                "--synthetic", "--size", "320x240", "--fps", "15", "--duration", "60", "--face", "/data/gauss.png",
                "--output", "null", "--panel", "--panel-host", "0.0.0.0", "--panel-port", str(port),

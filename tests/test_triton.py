@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime_media import free_tcp_ports
 
 from realtime import cli
 from realtime.engines.onnx_graph import read_onnx
@@ -54,16 +55,6 @@ _NO_SERVER = _server_available()
 needs_server = pytest.mark.skipif(_NO_SERVER is not None, reason=f"no tritonserver here: {_NO_SERVER}")
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def swapcam(*argv: str | Path) -> int:
     with pytest.raises(SystemExit) as exited:
         cli.main([str(a) for a in argv])
@@ -80,7 +71,7 @@ def server(models_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     work = tmp_path_factory.mktemp("triton")
     sources = manifest_models(models_root, names=("scrfd", "face_mesh"))
     write_repository(work / "models", sources, RepositoryOptions(flavour="python", kind="cpu"), upcast=True)
-    http, grpc, metrics = free_ports(3)
+    http, grpc, metrics = free_tcp_ports(3)
     triton = TritonServer(ServerConfig(repository=work / "models", http_port=http, grpc_port=grpc,
                                        metrics_port=metrics), workdir=work)
     triton.start(timeout_s=180)
@@ -175,7 +166,7 @@ def test_short_pipeline_through_triton(server: tuple[str, str], models_root: Pat
 
 @pytest.mark.parametrize("scheme", ["grpc", "http"])
 def test_unreachable_server_is_e30_within_5_s(scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (port,) = free_ports(1)
+    (port,) = free_tcp_ports(1)
     url = f"{scheme}://127.0.0.1:{port}"
     start = time.monotonic()
     status = swapcam("swap", "--face", sample_path("gauss.png"), "--target", sample_path("newton.png"),
@@ -241,7 +232,7 @@ def test_wrong_url_is_e01() -> None:
 def test_serve_lost_and_back(models_root: Path, model_file, tmp_path: Path,
                              caplog: pytest.LogCaptureFixture) -> None:
     """`swapcam serve`: ready answers 200, Ctrl-C stops it; a client loses it, fails fast, and resumes."""
-    http, grpc, metrics = free_ports(3)
+    http, grpc, metrics = free_tcp_ports(3)
     command = [sys.executable, "-c", "from realtime.cli import main; main()", "serve", "--model", "face_mesh",
                "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
     env = {**os.environ, "SWAPCAM_MODELS": str(models_root)}
