@@ -90,6 +90,15 @@ def prepare_swapper(swapper: Swapper, sources: Sequence[SourceFace]) -> None:
     swapper.prepare(*pairs[0])
 
 
+def swap_faces(image: np.ndarray, faces: Sequence[Face], swapper: Swapper, frame: Frame | None) -> np.ndarray:
+    """A copy of ``image`` with ``faces`` swapped. A copy, not in place: when a later face raises, the frame
+    still goes out exactly as captured (the pipeline passes the original through)."""
+    result = image.copy()
+    for face in faces:
+        swapper.swap(result, face, frame)
+    return result
+
+
 class FaceSwapProcessor:
     """Tracks faces and swaps the prepared source face onto up to ``max_faces`` of them.
 
@@ -118,19 +127,14 @@ class FaceSwapProcessor:
         faces = self.analyzer.track(frame.image, frame, timestamp_s=timestamp)
         if not faces:
             return frame.image
-        result = frame.image.copy()
-        for face in faces[: self.max_faces]:
-            self.swapper.swap(result, face, frame)
+        result = swap_faces(frame.image, faces[: self.max_faces], self.swapper, frame)
         self.frames_swapped += 1
         return result
 
     def swap_still(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         """A swapped copy of one photo and the number of faces swapped (no tracking)."""
-        result = image.copy()
         faces = self.analyzer.analyze_still(image, max_faces=self.max_faces)
-        for face in faces:
-            self.swapper.swap(result, face, None)
-        return result, len(faces)
+        return swap_faces(image, faces, self.swapper, None), len(faces)
 
     def close(self) -> None:
         """Release the analyzer's and swapper's resources, where they have any."""

@@ -203,3 +203,29 @@ def test_h264_close_waits_a_bounded_time_for_an_encode_in_progress(tmp_path: Pat
     assert output.encode(image, 3000)  # the encode "in progress" ends: it finalises the file
     assert not output.encode(image, 6000)  # closed now
     assert len(read_video(path)[0]) == 2
+
+
+def test_a_live_frame_whose_second_face_fails_goes_out_exactly_as_captured(
+        sample_image: Callable[[str], np.ndarray]) -> None:
+    """The same promise for the live processor that `run` uses (panel, hotkeys)."""
+    from types import SimpleNamespace
+
+    from realtime.control.live import LiveSwapProcessor
+    from realtime.control.settings import LiveOptions, LiveState
+
+    newton, gauss = sample_image("newton.png"), sample_image("gauss.png")
+    height = 400
+    two = np.hstack([cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in (newton, gauss)])
+    analyzer = FaceAnalyzer.open(max_faces=2)
+    mesh = MeshSwapper()
+    mesh.prepare(newton, analyzer.analyze_still(newton)[0])
+    swapper = FailsOnSecondFace(mesh)
+    state = LiveState(options=LiveOptions(max_faces=2), swapper=swapper, version=1)
+    controller = SimpleNamespace(settings=SimpleNamespace(current=state), close=lambda: None)
+    processor = LiveSwapProcessor(controller=controller, analyzer=analyzer)  # type: ignore[arg-type]
+    sink = Keeper()
+    pipeline = Pipeline(source=OneImage(two), processor=processor, sinks=[sink], config=PipelineConfig())
+    pipeline.run()
+    assert swapper.calls == 2
+    assert pipeline.summary()["errors"]["processor"] == 1
+    assert len(sink.images) == 1 and np.array_equal(sink.images[0], two)

@@ -22,7 +22,7 @@ from realtime.control.gallery import FaceGallery, GalleryFace
 from realtime.control.settings import LiveOptions, LiveSettings, LiveState
 from realtime.errors import InputError, UsageError
 from realtime.faces.types import Face
-from realtime.faceswap import Analyzer, choose_face
+from realtime.faceswap import Analyzer, choose_face, swap_faces
 from realtime.frame import Frame
 from realtime.images import load_image
 from realtime.sinks.base import Sink
@@ -235,7 +235,7 @@ class LiveSwapProcessor:
         self.first_seq: dict[int, int] = {}  # state version → first frame seq it was applied to
 
     def process(self, frame: Frame) -> np.ndarray:
-        """Apply the current live state to one frame (in place, face-sized regions only)."""
+        """The frame with the current live state applied (a new buffer when faces are swapped)."""
         state = self.controller.settings.current
         if self.preview is not None and self.preview.input_watchers > 0:
             self.preview.input = frame.image.copy()  # only while someone watches the input
@@ -246,12 +246,12 @@ class LiveSwapProcessor:
         if tracker is not None and tracker.max_faces != options.max_faces:
             self.analyzer.options = replace(tracker, max_faces=options.max_faces)  # type: ignore[attr-defined]
         faces = self.analyzer.track(frame.image, frame)
-        for face in faces[: options.max_faces]:
-            state.swapper.swap(frame.image, face, frame)
-        if faces:
-            self.frames_swapped += 1
-            self.first_seq.setdefault(state.version, frame.seq)
-        return frame.image
+        if not faces:
+            return frame.image
+        result = swap_faces(frame.image, faces[: options.max_faces], state.swapper, frame)
+        self.frames_swapped += 1
+        self.first_seq.setdefault(state.version, frame.seq)
+        return result
 
     def close(self) -> None:
         """Release the analyzer and the controller's models."""
