@@ -134,7 +134,8 @@ class Pipeline:
         self.outputs.close_now(now_s() + timeout)
 
     def start(self) -> None:
-        """Start the three threads."""
+        """Start the three threads (OpenCV's pool sized first: config.frame_threads)."""
+        cv2.setNumThreads(self.config.frame_threads)
         self._started = True
         for thread in self._threads:
             thread.start()

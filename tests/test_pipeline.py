@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from realtime.config import PipelineConfig
+from realtime.errors import UsageError
 from realtime.frame import Frame
 from realtime.pipeline import Pipeline
 from realtime.processors import Passthrough, Sleeper
@@ -234,3 +235,50 @@ def test_stamps_reach_the_sink_in_order() -> None:
     stamps = list(sink.stamps)
     assert None not in stamps
     assert stamps == sorted(set(stamps)) and len(stamps) + sum(pipeline.summary()["drops"].values()) == 40
+
+
+class PoolProbe(Passthrough):
+    """Passes frames through, noting the size of OpenCV's pool the inference thread sees."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def process(self, frame: Frame) -> np.ndarray:
+        import cv2
+
+        self.seen.append(cv2.getNumThreads())
+        return frame.image
+
+
+def test_the_pipeline_sizes_opencvs_pool_from_its_config() -> None:
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        for threads in (2, 1):
+            probe = PoolProbe()
+            pipeline = Pipeline(source=ScriptedSource(count=3, live=False), processor=probe,
+                                sinks=[NullSink()], config=PipelineConfig(frame_threads=threads))
+            pipeline.run()
+            assert probe.seen == [threads] * 3
+    finally:
+        cv2.setNumThreads(before)
+
+
+@pytest.mark.parametrize("threads", [0, 65])
+def test_frame_threads_out_of_range_is_a_usage_error(threads: int) -> None:
+    with pytest.raises(UsageError) as caught:
+        PipelineConfig(frame_threads=threads)
+    assert caught.value.code == "E01"
+
+
+@pytest.mark.parametrize(("given", "usable", "expected"), [([], 8, 1), (["--threads", "3"], 8, 3),
+                                                          (["--threads", "6"], 2, 2)])
+def test_run_threads_size_opencvs_pool_within_the_usable_cpus(given: list[str], usable: int, expected: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime.cli import build_parser
+    from realtime.commands import options
+
+    monkeypatch.setattr(options, "usable_cpus", lambda: usable)
+    args = build_parser().parse_args(["run", *given])
+    assert options.pipeline_config(args).frame_threads == expected

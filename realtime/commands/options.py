@@ -11,6 +11,7 @@ from typing import Any
 
 from realtime.config import PipelineConfig, SourceConfig, looks_like_url, parse_size
 from realtime.console import ansi_supported
+from realtime.container import usable_cpus
 from realtime.errors import OutputError, UsageError
 from realtime.stats import Stats
 
@@ -75,7 +76,13 @@ def pipeline_config(args: argparse.Namespace, *, default_output: str = "null") -
         max_frames=args.frames,
         sink_specs=tuple(args.output or [default_output]),
         on_signal_loss=args.on_signal_loss,
+        frame_threads=frame_threads(getattr(args, "threads", 1)),
     )
+
+
+def frame_threads(requested: int) -> int:
+    """OpenCV's pool for the frame operations: ``--threads``, at most the CPUs this process may use."""
+    return max(1, min(requested, usable_cpus()))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -65,7 +65,8 @@ def add_face_options(parser: argparse.ArgumentParser) -> None:
                        help="Triton Inference Server for --backend triton: grpc://HOST:8001 or http://HOST:8000 "
                             "(`swapcam serve` starts one here)")
     group.add_argument("--threads", type=int, default=1, metavar="N",
-                       help="CPU threads per model (default 1: the pipeline's threads already share the cores)")
+                       help="CPU threads per model and for OpenCV's frame operations (default 1: the pipeline's "
+                            "threads already share the cores)")
     group.add_argument("--face-check", default="background", choices=("background", "inline"),
                        help="where the once-a-second look for new faces runs in live video: background (its "
                             "own thread; no frame waits for it, the default) or inline (on the frame it falls on)")
