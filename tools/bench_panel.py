@@ -4,13 +4,17 @@ One live face swap (a photo source at --size/--fps, the mesh swapper, a null out
 with the panel on 127.0.0.1. Side by side, in alternating windows of --seconds:
 
 - panel closed vs one browser (headless chromium) watching the preview and the live figures:
-  latency p50/p95 and drops per window;
+  latency p50/p95 and drops per window; with ``--watcher reader`` the watcher is a thin client in
+  its own process that only drains the preview and the live figures (what serving them costs
+  swapcam, as with a browser on another machine); ``--cv-threads 1,2`` alternates OpenCV's pool
+  sizes in the same run;
 - face switches through the API (PATCH /api/settings {"face": ID}): the longest gap between
   new output frames around each switch, in frame intervals, and the time from the API call
   to the first output frame carrying the new face.
 
     python tools/bench_panel.py                      # 720p30, 3 rounds of 6 s per condition
     python tools/bench_panel.py --screenshots docs   # also the panel screenshots (wide and dock)
+    python tools/bench_panel.py --watcher reader --cv-threads 1,2
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import argparse
 import http.client
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from realtime.clock import now_ns, now_s
@@ -63,8 +70,8 @@ def samples(stats: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def cpu_seconds(browser: bool) -> float:
-    """CPU time so far (user + system) of this process (pipeline + panel server), or of the chromium
-    processes it started (through Playwright's driver, which is not counted)."""
+    """CPU time so far (user + system) of this process (pipeline + panel server), or of the watcher
+    processes it started (chromium through Playwright's driver, which is not counted, or the reader)."""
     import psutil
 
     me = psutil.Process()
@@ -74,12 +81,25 @@ def cpu_seconds(browser: bool) -> float:
     total = 0.0
     for child in me.children(recursive=True):
         try:
-            if "chrom" in child.name():
+            if "chrom" in child.name() or "python" in child.name():
                 times = child.cpu_times()
                 total += times.user + times.system
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def print_pair(rows: dict[str, list[dict[str, Any]]], closed: str, watching: str) -> None:
+    """Medians over the rounds of one closed/watching pair."""
+    def median(condition: str, key: str) -> float:
+        return statistics.median(row[key] for row in rows[condition])
+
+    pool = closed.partition(" ")[2]
+    print(f"{pool + ': ' if pool else ''}median p95: closed {median(closed, 'p95'):.1f} ms, watching "
+          f"{median(watching, 'p95'):.1f} ms (difference {median(watching, 'p95') - median(closed, 'p95'):+.1f} ms); "
+          f"median drops per window: closed {median(closed, 'drops'):g}, watching {median(watching, 'drops'):g}")
+    print(f"{pool + ': ' if pool else ''}median CPU (cores busy): swapcam closed {median(closed, 'cpu_own'):.2f}, "
+          f"watching {median(watching, 'cpu_own'):.2f}; watcher {median(watching, 'cpu_browser'):.2f}")
 
 
 def total_drops(stats: Any) -> int:
@@ -105,6 +125,46 @@ def preview_fps(port: int, token: str, seconds: float = 3.0) -> float:
         frames += response.read1(1 << 20).count(b"--frame\r\n")
     conn.close()
     return frames / (now_s() - started)
+
+
+READER = """
+import http.client, sys, threading
+port, token = int(sys.argv[1]), sys.argv[2]
+def drain(path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path, headers={"Authorization": "Bearer " + token})
+    response = conn.getresponse()
+    while response.read1(1 << 20):
+        pass
+threads = [threading.Thread(target=drain, args=(path,)) for path in ("/api/preview.mjpg?which=output", "/api/events")]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+class Reader:
+    """A thin client in its own process that drains the preview stream and the live figures,
+    standing in for a browser on another machine (it renders nothing)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.token = port, token
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def open(self) -> None:
+        if self.process is None:
+            self.process = subprocess.Popen([sys.executable, "-c", READER, str(self.port), self.token])
+            time.sleep(0.5)
+
+    def close_page(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        self.close_page()
 
 
 class Watcher:
@@ -147,8 +207,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="closed/watching pairs")
     parser.add_argument("--switches", type=int, default=8, help="face switches (alternating two faces)")
     parser.add_argument("--screenshots", type=Path, metavar="DIR", help="write panel-wide.png and panel-dock.png")
+    parser.add_argument("--watcher", choices=("chromium", "reader"), default="chromium",
+                        help="who watches: headless chromium on this machine, or a thin reader process")
+    parser.add_argument("--cv-threads", default="", metavar="N[,N...]",
+                        help="OpenCV pool sizes to alternate (default: as swapcam run sets it, --threads 1)")
     args = parser.parse_args()
     width, height = parse_size(args.size)
+    pools = [int(n) for n in args.cv_threads.split(",") if n.strip()] or [1]
 
     analyzer = FaceAnalyzer.open(backend="onnxruntime", device="cpu", threads=1, background_check=True)
     gallery = FaceGallery(Path(tempfile.mkdtemp(prefix="swapcam-bench-panel-")))
@@ -164,18 +229,24 @@ def main() -> int:
                        source_name=source.name, outputs=lambda: ["null"])
     pipeline.start()
     server.start(ctx)
-    watcher = Watcher(server.url) if Path(CHROMIUM).exists() else None
-    rows: dict[str, list[dict[str, Any]]] = {"closed": [], "watching": []}
+    watcher: Watcher | Reader | None = None
+    if args.watcher == "reader":
+        watcher = Reader(server.port, server.token)
+    elif Path(CHROMIUM).exists():
+        watcher = Watcher(server.url)
+    conditions = [f"{name} cv{pool}" if len(pools) > 1 else name for pool in pools for name in ("closed", "watching")]
+    rows: dict[str, list[dict[str, Any]]] = {condition: [] for condition in conditions}
     try:
         time.sleep(3.0)  # warm up: models, tracker, colour cache
-        if watcher is not None and args.screenshots is not None:
+        if isinstance(watcher, Watcher) and args.screenshots is not None:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             watcher.screenshots(args.screenshots)
             watcher.close_page()
         for _ in range(args.rounds):
-            for condition in ("closed", "watching"):
+            for condition in conditions:
+                cv2.setNumThreads(pools[conditions.index(condition) // 2])
                 if watcher is not None:
-                    watcher.open() if condition == "watching" else watcher.close_page()
+                    watcher.open() if condition.startswith("watching") else watcher.close_page()
                 time.sleep(1.0)
                 drops = total_drops(pipeline.stats)
                 own, browser = cpu_seconds(False), cpu_seconds(True)
@@ -187,6 +258,7 @@ def main() -> int:
                 row["cpu_own"] = (cpu_seconds(False) - own) / wall
                 row["cpu_browser"] = (cpu_seconds(True) - browser) / wall
                 rows[condition].append(row)
+        cv2.setNumThreads(pools[0])
         if watcher is not None:
             watcher.close_page()
         preview_rate = preview_fps(server.port, server.token)
@@ -217,23 +289,17 @@ def main() -> int:
         server.stop()
         pipeline.stop()
 
-    who = "one headless chromium on the same machine" if watcher is not None else "nobody (no chromium)"
+    who = {Watcher: "one headless chromium on the same machine", Reader: "a thin reader process (renders nothing)",
+           type(None): "nobody (no chromium)"}[type(watcher)]
     print(f"live face swap {width}x{height}@{args.fps:g}, mesh swapper, CPU; watching = {who}")
-    print(f"{'condition':<10} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8} "
+    print(f"{'condition':<14} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8} "
           f"{'cpu swapcam':>12} {'cpu browser':>12}")
     for condition, results in rows.items():
         for index, row in enumerate(results):
-            print(f"{condition:<10} {index + 1:>5} {row['frames']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f} "
+            print(f"{condition:<14} {index + 1:>5} {row['frames']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f} "
                   f"{row['drops']:>6} {row['gap']:>8.2f} {row['cpu_own']:>12.2f} {row['cpu_browser']:>12.2f}")
-    med = {c: (statistics.median(r["p95"] for r in rs), statistics.median(r["drops"] for r in rs))
-           for c, rs in rows.items()}
-    print(f"median p95: closed {med['closed'][0]:.1f} ms, watching {med['watching'][0]:.1f} ms "
-          f"(difference {med['watching'][0] - med['closed'][0]:+.1f} ms); median drops per window: "
-          f"closed {med['closed'][1]:g}, watching {med['watching'][1]:g}")
-    cpu = {c: (statistics.median(r["cpu_own"] for r in rs), statistics.median(r["cpu_browser"] for r in rs))
-           for c, rs in rows.items()}
-    print(f"median CPU (cores busy): swapcam closed {cpu['closed'][0]:.2f}, watching {cpu['watching'][0]:.2f}; "
-          f"browser closed {cpu['closed'][1]:.2f}, watching {cpu['watching'][1]:.2f}")
+    for closed, watching in zip(conditions[::2], conditions[1::2], strict=True):
+        print_pair(rows, closed, watching)
     print(f"preview stream: {preview_rate:.1f} fps delivered to one reader (pipeline at {args.fps:g})")
     if gaps:
         print(f"face switch ({len(gaps)}x): longest output gap around a switch: median {statistics.median(gaps):.2f}, "

@@ -90,9 +90,9 @@ $("rec").onclick = () => {
 };
 function renderRecording(r) {
   if (!r) { $("rec").disabled = true; return; }
-  $("rec").textContent = r.recording ? "stop recording" : "start recording";
+  setText($("rec"), r.recording ? "stop recording" : "start recording");
   $("rec").classList.toggle("recording", r.recording);
-  $("rec-info").textContent = r.path ? `${r.path} — ${(r.bytes / 1e6).toFixed(1)} MB` : "";
+  setText($("rec-info"), r.path ? `${r.path} — ${(r.bytes / 1e6).toFixed(1)} MB` : "");
 }
 
 // --- preview
@@ -109,36 +109,62 @@ $("show-input").onchange = (ev) => {
 };
 
 // --- live figures
+// The figures arrive 4 times a second; each update touches only what changed, in place: a software-rendered
+// browser (an OBS dock) pays for every relayout and repaint on the cores the pipeline runs on.
+function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+function figureCell(key) {
+  let cell = $("figures").querySelector(`[data-key="${key}"]`);
+  if (!cell) {
+    cell = document.createElement("div"); cell.dataset.key = key;
+    const b = document.createElement("b"); const sp = document.createElement("span"); sp.textContent = key;
+    cell.append(b, sp); if (key === "face") cell.className = "wide";
+    $("figures").append(cell);
+  }
+  return cell;
+}
+function renderStages(stagesMs) {
+  const stages = Object.entries(stagesMs).filter(([k]) => k !== "infer");
+  const total = stages.reduce((a, [, v]) => a + v, 0) || 1, box = $("stages");
+  if (box.children.length !== stages.length || stages.some(([k], i) => box.children[i].dataset.key !== k)) {
+    box.replaceChildren(...stages.map(([k], i) => {
+      const d = document.createElement("div"); d.dataset.key = k;
+      d.style.background = STAGE_COLOURS[i % STAGE_COLOURS.length]; return d;
+    }));
+  }
+  stages.forEach(([k, v], i) => {
+    const d = box.children[i], width = `${((100 * v) / total).toFixed(1)}%`;
+    if (d.style.width !== width) d.style.width = width;
+    setText(d, `${k} ${v.toFixed(1)}`);
+    const title = `${k}: ${v.toFixed(2)} ms per frame (last second)`;
+    if (d.title !== title) d.title = title;
+  });
+}
 function renderStatus(s) {
   const lat = s.latency_ms, drops = Object.values(s.drops).reduce((a, b) => a + b, 0);
   const cells = [["fps in", s.fps.in.toFixed(1)], ["fps out", s.fps.out.toFixed(1)], ["p50 ms", lat.p50.toFixed(1)],
-    ["p95 ms", lat.p95.toFixed(1)], ["p99 ms", lat.p99.toFixed(1)], ["drops", drops],
+    ["p95 ms", lat.p95.toFixed(1)], ["p99 ms", lat.p99.toFixed(1)], ["drops", String(drops)],
     ["face", s.face ? s.face.name : "none"]];
-  $("figures").replaceChildren(...cells.map(([k, v]) => {
-    const d = document.createElement("div"); const b = document.createElement("b"); const sp = document.createElement("span");
-    b.textContent = v; sp.textContent = k; d.append(b, sp); if (k === "face") { d.className = "wide"; d.title = v; }
-    return d;
-  }));
-  $("io").textContent = `${s.source} → ${s.outputs.join(", ")}`;
+  for (const [key, value] of cells) {
+    const cell = figureCell(key);
+    setText(cell.firstChild, value);
+    if (key === "face" && cell.title !== value) cell.title = value;
+  }
+  setText($("io"), `${s.source} → ${s.outputs.join(", ")}`);
   if (state.settings && s.swap !== state.settings.swap) api("GET", "/api/settings").then(renderSettings);
   if (state.settings && (s.face ? s.face.id : null) !== state.settings.face) api("GET", "/api/settings").then(renderSettings);
   renderRecording(s.recording);
   state.history.push({ fps: s.fps.out, p50: lat.p50, p95: lat.p95, drops });
   if (state.history.length > 120) state.history.shift();
   drawChart();
-  const stages = Object.entries(s.stages_ms).filter(([k]) => k !== "infer");
-  const total = stages.reduce((a, [, v]) => a + v, 0) || 1;
-  $("stages").replaceChildren(...stages.map(([k, v], i) => {
-    const d = document.createElement("div");
-    d.style.width = `${(100 * v) / total}%`; d.style.background = STAGE_COLOURS[i % STAGE_COLOURS.length];
-    d.textContent = `${k} ${v.toFixed(1)}`; d.title = `${k}: ${v.toFixed(2)} ms per frame (last second)`; return d;
-  }));
+  renderStages(s.stages_ms);
   const known = new Set([...$("messages").children].map((li) => li.textContent));
   for (const line of s.messages) if (!known.has(line)) showMessage(line);
 }
 function drawChart() {
   const c = $("chart"), g = c.getContext("2d");
-  c.width = c.clientWidth || 600; const h = c.height, w = c.width, hist = state.history;
+  const width = c.clientWidth || 600;
+  if (c.width !== width) c.width = width; // setting it, even unchanged, reallocates and clears the canvas
+  const h = c.height, w = c.width, hist = state.history;
   g.clearRect(0, 0, w, h);
   const top = Math.max(40, ...hist.map((p) => Math.max(p.fps, p.p95)));
   const series = [["fps", "#3fb950"], ["p50", "#58a6ff"], ["p95", "#d29922"]];
