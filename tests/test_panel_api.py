@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from realtime.control.gallery import MAX_UPLOAD_BYTES
 from realtime.control.server import PanelServer
 from realtime.errors import OutputError
 from realtime.models import sample_path
+from realtime.priority import is_lowered
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +189,22 @@ def test_preview_streams_jpeg_frames(panel: Harness) -> None:
     jpeg = data[start:data.index(b"\xff\xd9", start) + 2]
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[1] == panel.source.width  # narrower than 640: sent as is
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the Linux scheduling policy of each thread")
+def test_the_panel_serves_and_encodes_on_lowered_threads_and_the_frame_threads_keep_theirs(panel: Harness) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", panel.port, timeout=10)
+    conn.request("GET", "/api/preview.mjpg", headers={"Authorization": f"Bearer {TOKEN}"})
+    response = conn.getresponse()
+    data = b""
+    while data.count(b"\xff\xd9") < 2:
+        data += response.read1(65536)
+    threads = {thread.native_id: thread.name for thread in threading.enumerate() if thread.native_id is not None}
+    conn.close()
+    lowered = {name for tid, name in threads.items() if is_lowered(tid)}
+    assert "swapcam-panel" in lowered
+    assert any(name.startswith("AnyIO") for name in lowered)  # the preview's JPEGs are encoded there
+    assert not lowered & {"swapcam-capture", "swapcam-inference", "swapcam-output", "MainThread"}
 
 
 def test_the_input_preview_is_copied_only_while_watched(panel: Harness) -> None:

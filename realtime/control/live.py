@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from realtime.control.gallery import FaceGallery, GalleryFace
@@ -193,6 +194,15 @@ class LiveController:
             closer = getattr(model, "close", None)
             if callable(closer):
                 closer()
+
+
+def encode_jpeg(image: np.ndarray, width: int) -> bytes:
+    """A JPEG of ``image`` at most ``width`` px wide."""
+    if image.shape[1] > width:
+        height = round(image.shape[0] * width / image.shape[1])
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    return data.tobytes() if ok else b""
 
 
 class PreviewSlot(Sink):

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import cv2
-import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,10 +27,11 @@ from starlette.types import ASGIApp
 
 from realtime.clock import now_s, wall_s
 from realtime.control.gallery import MAX_UPLOAD_BYTES
-from realtime.control.live import LiveController, PreviewSlot
+from realtime.control.live import LiveController, PreviewSlot, encode_jpeg
 from realtime.control.recording import Recorder
 from realtime.control.security import COOKIE, Guard, allowed_hosts, new_token
 from realtime.errors import SwapcamError
+from realtime.priority import as_helper
 from realtime.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -108,15 +107,6 @@ def status(ctx: PanelContext) -> dict[str, Any]:
     }
 
 
-def encode_jpeg(image: np.ndarray, width: int) -> bytes:
-    """A JPEG of ``image`` at most ``width`` px wide."""
-    if image.shape[1] > width:
-        height = round(image.shape[0] * width / image.shape[1])
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
-    return data.tobytes() if ok else b""
-
-
 # ------------------------------------------------------------------ routes
 
 
@@ -186,7 +176,7 @@ def build_app(ctx: PanelContext, *, token: str, hosts: frozenset[str] | None) ->
     async def thumbnail(request: Request) -> Response:
         face_id = request.path_params["face_id"]
         try:
-            data = await run_in_threadpool(ctx.controller.gallery.thumbnail, face_id)
+            data = await run_in_threadpool(as_helper, ctx.controller.gallery.thumbnail, face_id)
         except SwapcamError as exc:
             return error_response(exc, 404)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
@@ -293,7 +283,7 @@ def _replayed(request: Request, body: bytes) -> Request:
 async def _call(ctx: PanelContext, work: Callable[[], Any]) -> JSONResponse:
     """Run a (possibly slow) controller call off the event loop; a coded error becomes 400 (E24 404)."""
     try:
-        result = await run_in_threadpool(work)
+        result = await run_in_threadpool(as_helper, work)
     except SwapcamError as exc:
         ctx.errors.add(exc.message())
         return error_response(exc)
@@ -315,7 +305,7 @@ async def _mjpeg(ctx: PanelContext, which: str, width: int, fps: float) -> Async
                 continue
             last = image
             due += 1.0 / fps
-            jpeg = await run_in_threadpool(encode_jpeg, image, width)
+            jpeg = await run_in_threadpool(as_helper, encode_jpeg, image, width)
             yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
                    + b"\r\n\r\n" + jpeg + b"\r\n")
             due = max(due, now_s() - 1.0 / fps)  # after a stall, do not burst to catch up
@@ -362,8 +352,8 @@ class PanelServer:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="swapcam-panel", daemon=True)
+        self._thread = threading.Thread(target=as_helper, args=(self._server.run,),
+                                        kwargs={"sockets": [self._socket]}, name="swapcam-panel", daemon=True)
         self._thread.start()
         deadline = now_s() + timeout
         while not self._server.started and self._thread.is_alive() and now_s() < deadline:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from realtime.faces.types import Face
+from realtime.priority import lower_current_thread
 
 log = logging.getLogger("realtime.faces.analyzer")
 
@@ -69,6 +70,7 @@ class BackgroundCheck:
             self._thread.join(5.0)
 
     def _loop(self) -> None:
+        lower_current_thread()  # no frame waits for a check: it yields to the frame threads
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._image is not None or self._closed)
