@@ -144,3 +144,23 @@ def test_the_dock_layout_fits_a_narrow_panel(page: Any) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
     finally:
         page.set_viewport_size({"width": 1280, "height": 860})
+
+
+def test_the_preview_rate_lowers_or_stops_the_stream_and_is_remembered(page: Any, panel: Harness) -> None:
+    slot = panel.processor.preview
+    assert slot is not None
+    page.wait_for_function("document.getElementById('out').naturalWidth > 0")
+    try:
+        page.select_option("#preview-rate", "0")
+        wait_until(lambda: slot.streams == 0, timeout=10)  # off: the server encodes nothing for this page
+        assert not page.get_attribute("#out", "src")
+        page.select_option("#preview-rate", "5")
+        wait_until(lambda: slot.streams == 1, timeout=10)
+        assert "fps=5" in (page.get_attribute("#out", "src") or "")
+        page.reload()
+        page.wait_for_selector(".face")
+        assert page.input_value("#preview-rate") == "5"
+        page.wait_for_function("document.getElementById('out').naturalWidth > 0")
+    finally:
+        page.select_option("#preview-rate", "15")
+    wait_until(lambda: slot.streams == 1 and "fps=15" in (page.get_attribute("#out", "src") or ""), timeout=10)

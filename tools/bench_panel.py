@@ -8,7 +8,8 @@ with the panel on 127.0.0.1. Side by side, in alternating windows of --seconds:
   its own process that only drains the preview and the live figures (what serving them costs
   swapcam, as with a browser on another machine); ``--cv-threads 1,2`` alternates OpenCV's pool
   sizes in the same run, and ``--helpers low,normal`` the priority of swapcam's helper threads (the
-  panel's, the face check's; ``normal`` puts back what realtime.priority lowered, which needs root);
+  panel's, the face check's; ``normal`` puts back what realtime.priority lowered, which needs root),
+  and ``--preview-rates 15,5,0`` the page's preview rate (0: off);
 - face switches through the API (PATCH /api/settings {"face": ID}): the longest gap between
   new output frames around each switch, in frame intervals, and the time from the API call
   to the first output frame carrying the new face.
@@ -186,7 +187,7 @@ class Reader:
         self.port, self.token = port, token
         self.process: subprocess.Popen[bytes] | None = None
 
-    def open(self) -> None:
+    def open(self, rate: str = "15") -> None:
         if self.process is None:
             self.process = subprocess.Popen([sys.executable, "-c", READER, str(self.port), self.token])
             time.sleep(0.5)
@@ -212,9 +213,14 @@ class Watcher:
         self.page = self.browser.new_page(viewport={"width": 1280, "height": 860})
         self.url = url
 
-    def open(self) -> None:
+    def open(self, rate: str = "15") -> None:
+        """The page, with the preview at ``rate`` fps ("0": off) as the page's own control sets it."""
         self.page.goto(self.url)
-        self.page.wait_for_function("document.getElementById('out').naturalWidth > 0", timeout=20_000)
+        self.page.wait_for_selector("#preview-rate")
+        if self.page.input_value("#preview-rate") != rate:
+            self.page.select_option("#preview-rate", rate)
+        if rate != "0":
+            self.page.wait_for_function("document.getElementById('out').naturalWidth > 0", timeout=20_000)
 
     def close_page(self) -> None:
         self.page.goto("about:blank")
@@ -247,11 +253,14 @@ def main() -> int:
                         help="OpenCV pool sizes to alternate (default: as swapcam run sets it, --threads 1)")
     parser.add_argument("--helpers", default="low", metavar="low[,normal]",
                         help="priority of swapcam's helper threads to alternate (default low, as swapcam runs)")
+    parser.add_argument("--preview-rates", default="15", metavar="FPS[,FPS...]",
+                        help="the page's preview rates to alternate: 15, 5 or 0 (off) (default 15)")
     args = parser.parse_args()
     width, height = parse_size(args.size)
     pools = [int(n) for n in args.cv_threads.split(",") if n.strip()] or [1]
     modes = [m.strip() for m in args.helpers.split(",") if m.strip() in ("low", "normal")] or ["low"]
-    configs = [(pool, mode) for pool in pools for mode in modes]
+    rates = [r.strip() for r in args.preview_rates.split(",") if r.strip() in ("15", "5", "0")] or ["15"]
+    configs = [(pool, mode, rate) for pool in pools for mode in modes for rate in rates]
 
     analyzer = FaceAnalyzer.open(backend="onnxruntime", device="cpu", threads=1, background_check=True)
     gallery = FaceGallery(Path(tempfile.mkdtemp(prefix="swapcam-bench-panel-")))
@@ -272,8 +281,8 @@ def main() -> int:
         watcher = Reader(server.port, server.token)
     elif Path(CHROMIUM).exists():
         watcher = Watcher(server.url)
-    labels = [" ".join(([f"cv{pool}"] if len(pools) > 1 else []) + ([mode] if len(modes) > 1 else []))
-              for pool, mode in configs]
+    labels = [" ".join(([f"cv{pool}"] if len(pools) > 1 else []) + ([mode] if len(modes) > 1 else [])
+                       + ([f"preview{rate}"] if len(rates) > 1 else [])) for pool, mode, rate in configs]
     conditions = [f"{name} {label}".strip() for label in labels for name in ("closed", "watching")]
     rows: dict[str, list[dict[str, Any]]] = {condition: [] for condition in conditions}
     try:
@@ -284,12 +293,12 @@ def main() -> int:
             watcher.close_page()
         for _ in range(args.rounds):
             for index, condition in enumerate(conditions):
-                pool, mode = configs[index // 2]
+                pool, mode, rate = configs[index // 2]
                 cv2.setNumThreads(pool)
                 if len(modes) > 1:
                     set_helpers(mode)
                 if watcher is not None:
-                    watcher.open() if condition.startswith("watching") else watcher.close_page()
+                    watcher.open(rate) if condition.startswith("watching") else watcher.close_page()
                 time.sleep(1.0)
                 drops = total_drops(pipeline.stats)
                 own, browser, waited = cpu_seconds(False), cpu_seconds(True), inference_wait_ns()
@@ -336,11 +345,11 @@ def main() -> int:
     who = {Watcher: "one headless chromium on the same machine", Reader: "a thin reader process (renders nothing)",
            type(None): "nobody (no chromium)"}[type(watcher)]
     print(f"live face swap {width}x{height}@{args.fps:g}, mesh swapper, CPU; watching = {who}")
-    print(f"{'condition':<20} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8} "
+    print(f"{'condition':<24} {'round':>5} {'frames':>7} {'p50 ms':>8} {'p95 ms':>8} {'drops':>6} {'max gap':>8} "
           f"{'cpu swapcam':>12} {'cpu browser':>12} {'wait ms':>8}")
     for condition, results in rows.items():
         for index, row in enumerate(results):
-            print(f"{condition:<20} {index + 1:>5} {row['frames']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f} "
+            print(f"{condition:<24} {index + 1:>5} {row['frames']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f} "
                   f"{row['drops']:>6} {row['gap']:>8.2f} {row['cpu_own']:>12.2f} {row['cpu_browser']:>12.2f} "
                   f"{row['wait']:>8.2f}")
     for closed, watching in zip(conditions[::2], conditions[1::2], strict=True):

@@ -218,6 +218,7 @@ class PreviewSlot(Sink):
         self.output: Frame | None = None
         self.input: np.ndarray | None = None
         self.input_watchers = 0
+        self.streams = 0  # preview streams being served (output and input)
 
     def write(self, frame: Frame) -> None:
         """Keep a reference to the frame."""

@@ -293,6 +293,7 @@ async def _call(ctx: PanelContext, work: Callable[[], Any]) -> JSONResponse:
 async def _mjpeg(ctx: PanelContext, which: str, width: int, fps: float) -> AsyncIterator[bytes]:
     slot = ctx.preview
     wants_input = which == "input"
+    slot.streams += 1
     if wants_input:
         slot.input_watchers += 1
     last: object = None
@@ -311,6 +312,7 @@ async def _mjpeg(ctx: PanelContext, which: str, width: int, fps: float) -> Async
             due = max(due, now_s() - 1.0 / fps)  # after a stall, do not burst to catch up
             await asyncio.sleep(max(0.0, due - now_s()))
     finally:
+        slot.streams -= 1
         if wants_input:
             slot.input_watchers -= 1
 

@@ -96,17 +96,20 @@ function renderRecording(r) {
 }
 
 // --- preview
-function startPreview() { $("out").src = "/api/preview.mjpg?which=output"; }
-// A hidden page (a closed OBS dock, a background tab) stops the preview: nothing is encoded for nobody.
-document.addEventListener("visibilitychange", () => {
-  if (document.hidden) { $("out").src = ""; $("in").src = ""; return; }
-  startPreview();
-  if ($("show-input").checked) $("in").src = "/api/preview.mjpg?which=input";
-});
-$("show-input").onchange = (ev) => {
-  $("in-fig").hidden = !ev.target.checked;
-  $("in").src = ev.target.checked ? "/api/preview.mjpg?which=input" : "";
-};
+// The preview stops when the page is hidden (a closed OBS dock, a background tab) or its rate is off: nothing is
+// encoded for nobody. The rate is kept in this browser (an OBS dock keeps its own).
+const PREVIEW_KEY = "swapcam.previewRate";
+function previewRate() { return localStorage.getItem(PREVIEW_KEY) || "15"; }
+function setStream(img, url) { if ((img.getAttribute("src") || "") !== url) img.src = url; }
+function startPreview() {
+  const on = previewRate() !== "0" && !document.hidden, rate = previewRate();
+  setStream($("out"), on ? `/api/preview.mjpg?which=output&fps=${rate}` : "");
+  setStream($("in"), on && $("show-input").checked ? `/api/preview.mjpg?which=input&fps=${rate}` : "");
+}
+document.addEventListener("visibilitychange", startPreview);
+$("show-input").onchange = (ev) => { $("in-fig").hidden = !ev.target.checked; startPreview(); };
+$("preview-rate").value = previewRate();
+$("preview-rate").onchange = (ev) => { localStorage.setItem(PREVIEW_KEY, ev.target.value); startPreview(); };
 
 // --- live figures
 // The figures arrive 4 times a second; each update touches only what changed, in place: a software-rendered
