@@ -14,6 +14,7 @@ they were started with.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -59,26 +60,43 @@ def is_lowered(native_id: int) -> bool:
     return os.sched_getscheduler(native_id) == os.SCHED_BATCH
 
 
-def _lower_linux() -> bool:
-    tid = threading.get_native_id()
-    if is_lowered(tid):
-        return True
+def lower_linux_thread(native_id: int) -> None:
+    """Linux: lower the thread ``native_id`` (nice +HELPER_NICE_STEP, SCHED_BATCH), unless it already is."""
+    if is_lowered(native_id):
+        return
     # On Linux both the nice value and the policy belong to the thread, not the process.
-    nice = os.getpriority(os.PRIO_PROCESS, tid)
-    os.setpriority(os.PRIO_PROCESS, tid, min(MAX_NICE, nice + HELPER_NICE_STEP))
+    nice = os.getpriority(os.PRIO_PROCESS, native_id)
+    os.setpriority(os.PRIO_PROCESS, native_id, min(MAX_NICE, nice + HELPER_NICE_STEP))
     # SCHED_BATCH: when it wakes up it does not preempt a running thread.
-    os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+    os.sched_setscheduler(native_id, os.SCHED_BATCH, os.sched_param(0))
+
+
+def _lower_linux() -> bool:
+    lower_linux_thread(threading.get_native_id())
     return True
 
 
-def _lower_windows() -> bool:
+@functools.cache
+def _kernel32() -> Any:
+    """kernel32 with the two calls typed (loaded once: helpers lower themselves for every pool task)."""
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
     kernel32.GetCurrentThread.restype = ctypes.c_void_p
     kernel32.SetThreadPriority.argtypes = (ctypes.c_void_p, ctypes.c_int)
+    return kernel32
+
+
+def _lower_windows() -> bool:
+    kernel32 = _kernel32()
     return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(), WINDOWS_BELOW_NORMAL))
 
 
-def _lower_macos() -> bool:
+@functools.cache
+def _libsystem() -> Any:
+    """libSystem with pthread_set_qos_class_self_np typed (loaded once)."""
     system = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
     system.pthread_set_qos_class_self_np.argtypes = (ctypes.c_uint, ctypes.c_int)
-    return int(system.pthread_set_qos_class_self_np(MACOS_QOS_UTILITY, 0)) == 0
+    return system
+
+
+def _lower_macos() -> bool:
+    return int(_libsystem().pthread_set_qos_class_self_np(MACOS_QOS_UTILITY, 0)) == 0

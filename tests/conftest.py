@@ -31,6 +31,12 @@ def model_file(models_root: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
+def sample(models_root: Path) -> Callable[[str], Path]:
+    """``sample("gauss.png")`` → the fetched, checksum-verified sample photo's path."""
+    return lambda name: sample_path(name, root=models_root)
+
+
+@pytest.fixture(scope="session")
 def sample_image(models_root: Path) -> Callable[[str], np.ndarray]:
     """``sample_image("newton.png")`` → the sample photo as H×W×3 uint8 BGR, at full resolution."""
     cache: dict[str, np.ndarray] = {}

@@ -19,13 +19,7 @@ from panel_helpers import TOKEN, Harness, face_box, multipart, nearest, referenc
 from realtime.control.gallery import MAX_UPLOAD_BYTES
 from realtime.control.server import PanelServer
 from realtime.errors import OutputError
-from realtime.models import sample_path
 from realtime.priority import is_lowered
-
-
-@pytest.fixture(scope="module")
-def sample(models_root: Path) -> Callable[[str], Path]:
-    return lambda name: sample_path(name, root=models_root)
 
 
 @pytest.fixture(scope="module")

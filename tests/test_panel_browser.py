@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 from panel_helpers import Harness, face_box, nearest, reference_swaps, start_harness
 
-from realtime.models import sample_path
-
 CHROMIUM = os.environ.get("SWAPCAM_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -27,11 +25,6 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason=f"{CHROMIUM} missing: `make browser` installs Debian's chromium (as root)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def sample(models_root: Path) -> Callable[[str], Path]:
-    return lambda name: sample_path(name, root=models_root)
 
 
 @pytest.fixture(scope="module")

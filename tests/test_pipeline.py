@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -244,15 +245,11 @@ class PoolProbe(Passthrough):
         self.seen: list[int] = []
 
     def process(self, frame: Frame) -> np.ndarray:
-        import cv2
-
         self.seen.append(cv2.getNumThreads())
         return frame.image
 
 
 def test_the_pipeline_sizes_opencvs_pool_from_its_config() -> None:
-    import cv2
-
     before = cv2.getNumThreads()
     try:
         for threads in (2, 1):

@@ -47,7 +47,7 @@ from realtime.control.settings import LiveOptions
 from realtime.faces.analyzer import FaceAnalyzer
 from realtime.models import sample_path
 from realtime.pipeline import Pipeline
-from realtime.priority import HELPER_NICE_STEP
+from realtime.priority import lower_linux_thread
 from realtime.sinks.null import NullSink
 from realtime.sources.image import ImageSource
 
@@ -116,8 +116,7 @@ def set_helpers(mode: str) -> None:
         if thread.native_id is None or not thread.name.startswith(HELPER_THREADS):
             continue
         if mode == "low":
-            os.setpriority(os.PRIO_PROCESS, thread.native_id, HELPER_NICE_STEP)
-            os.sched_setscheduler(thread.native_id, os.SCHED_BATCH, os.sched_param(0))
+            lower_linux_thread(thread.native_id)
         else:
             os.setpriority(os.PRIO_PROCESS, thread.native_id, 0)  # PermissionError unless root
             os.sched_setscheduler(thread.native_id, os.SCHED_OTHER, os.sched_param(0))

@@ -102,7 +102,7 @@ const PREVIEW_KEY = "swapcam.previewRate";
 function previewRate() { return localStorage.getItem(PREVIEW_KEY) || "15"; }
 function setStream(img, url) { if ((img.getAttribute("src") || "") !== url) img.src = url; }
 function startPreview() {
-  const on = previewRate() !== "0" && !document.hidden, rate = previewRate();
+  const rate = previewRate(), on = rate !== "0" && !document.hidden;
   setStream($("out"), on ? `/api/preview.mjpg?which=output&fps=${rate}` : "");
   setStream($("in"), on && $("show-input").checked ? `/api/preview.mjpg?which=input&fps=${rate}` : "");
 }
