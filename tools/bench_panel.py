@@ -9,7 +9,10 @@ with the panel on 127.0.0.1. Side by side, in alternating windows of --seconds:
   swapcam, as with a browser on another machine); ``--cv-threads 1,2`` alternates OpenCV's pool
   sizes in the same run, and ``--helpers low,normal`` the priority of swapcam's helper threads (the
   panel's, the face check's; ``normal`` puts back what realtime.priority lowered, which needs root),
-  and ``--preview-rates 15,5,0`` the page's preview rate (0: off);
+  and ``--preview-rates 15,5,0`` the page's preview rate (0: off); the p95 of each stage that runs
+  on every frame shows where the time goes (it is the inference stage that stretches, not the
+  hand-offs between the threads), and the inference thread's own CPU time and its waits for a core
+  per frame tell whether it worked longer or waited longer;
 - face switches through the API (PATCH /api/settings {"face": ID}): the longest gap between
   new output frames around each switch, in frame intervals, and the time from the API call
   to the first output frame carrying the new face.
@@ -63,8 +66,19 @@ def window(stats: Any, start_ns: int, end_ns: int, interval_ns: float) -> dict[s
     chosen = lat[inside]
     if chosen.size < 2:
         return {"p50": float("nan"), "p95": float("nan"), "frames": int(chosen.size), "gap": float("nan")}
-    return {"p50": float(np.percentile(chosen, 50)), "p95": float(np.percentile(chosen, 95)),
-            "frames": int(chosen.size), "gap": float(np.diff(times[inside]).max() / interval_ns)}
+    row: dict[str, Any] = {"p50": float(np.percentile(chosen, 50)), "p95": float(np.percentile(chosen, 95)),
+                           "frames": int(chosen.size), "gap": float(np.diff(times[inside]).max() / interval_ns)}
+    row["stages_p95"] = {name: float(np.percentile(values[inside], 95))
+                         for name, values in stage_samples(stats, times.size).items()}
+    return row
+
+
+def stage_samples(stats: Any, frames: int) -> dict[str, np.ndarray]:
+    """Per-frame times of the stages that run on every frame (one sample per output frame, in step with
+    the latencies; the detector, which runs now and then, is left out)."""
+    with stats._lock:
+        return {name: np.array(values, dtype=np.float64) for name, values in stats.stage_ms.items()
+                if len(values) == frames}
 
 
 def samples(stats: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,16 +109,36 @@ def cpu_seconds(browser: bool) -> float:
     return total
 
 
-def inference_wait_ns() -> float:
-    """Linux: how long the inference thread has waited for a core so far (run-queue time, schedstat)."""
-    for thread in threading.enumerate():
-        if thread.name == "swapcam-inference":
-            try:
-                with open(f"/proc/self/task/{thread.native_id}/schedstat") as stat:
-                    return float(stat.read().split()[1])
-            except (OSError, IndexError):
-                break
-    return float("nan")
+class FrameClock:
+    """Wraps the processor: for each frame, when it ended, the inference thread's own CPU time on it, and
+    (Linux) how long the thread waited for a core meanwhile (run-queue time from schedstat). A frame that
+    takes longer while a browser watches either worked longer (CPU) or waited for a core."""
+
+    def __init__(self, processor: Any) -> None:
+        self.frames: list[tuple[int, float, float]] = []  # (end ns, cpu ms, wait ms); appended by one thread
+        self._process = processor.process
+        processor.process = self.process
+
+    def process(self, frame: Any) -> Any:
+        cpu, waited = time.thread_time_ns(), _waited_ns()
+        try:
+            return self._process(frame)
+        finally:
+            self.frames.append((now_ns(), (time.thread_time_ns() - cpu) / 1e6, (_waited_ns() - waited) / 1e6))
+
+    def between(self, start_ns: int, end_ns: int) -> np.ndarray:
+        """(cpu ms, wait ms) of the frames that ended in the window."""
+        chosen = [(cpu, wait) for end, cpu, wait in list(self.frames) if start_ns <= end < end_ns]
+        return np.array(chosen, dtype=np.float64).reshape(-1, 2)
+
+
+def _waited_ns() -> int:
+    """Linux: how long the calling thread has waited for a core so far (0 where schedstat is missing)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as stat:
+            return int(stat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 HELPER_THREADS = ("swapcam-panel", "swapcam-face-check", "AnyIO")
@@ -134,6 +168,24 @@ def print_pair(rows: dict[str, list[dict[str, Any]]], closed: str, watching: str
     print(f"{pool + ': ' if pool else ''}median CPU (cores busy): swapcam closed {median(closed, 'cpu_own'):.2f}, "
           f"watching {median(watching, 'cpu_own'):.2f}; watcher {median(watching, 'cpu_browser'):.2f}; the inference "
           f"thread waited for a core {median(closed, 'wait'):.2f} vs {median(watching, 'wait'):.2f} ms a frame")
+    print_inference(pool, *(np.concatenate([row["inference"] for row in rows[c]]) for c in (closed, watching)))
+    stages = sorted(set.intersection(*(set(row["stages_p95"]) for row in rows[closed] + rows[watching])))
+    split = ", ".join(f"{name} {statistics.median(r['stages_p95'][name] for r in rows[closed]):.1f} -> "
+                      f"{statistics.median(r['stages_p95'][name] for r in rows[watching]):.1f}" for name in stages)
+    print(f"{pool + ': ' if pool else ''}median p95 per stage (ms, closed -> watching): {split}")
+
+
+def print_inference(label: str, closed: np.ndarray, watching: np.ndarray) -> None:
+    """The inference thread's own CPU time and its waits for a core per frame, closed vs watching."""
+    if not len(closed) or not len(watching):
+        return
+
+    def pair(column: int, q: float) -> str:
+        return f"{np.percentile(closed[:, column], q):.2f} vs {np.percentile(watching[:, column], q):.2f}"
+
+    print(f"{label + ': ' if label else ''}the inference thread per frame, closed vs watching: its own CPU time "
+          f"p50 {pair(0, 50)} ms, p95 {pair(0, 95)} ms; waiting for a core p50 {pair(1, 50)} ms, p95 {pair(1, 95)} ms, "
+          f"max {closed[:, 1].max():.1f} vs {watching[:, 1].max():.1f} ms")
 
 
 def total_drops(stats: Any) -> int:
@@ -268,6 +320,7 @@ def main() -> int:
     controller.change({"face": faces[0]})
     preview = PreviewSlot()
     processor = LiveSwapProcessor(controller=controller, analyzer=analyzer, preview=preview)
+    clock = FrameClock(processor)
     source = ImageSource(str(sample_path("newton.png")), width=width, height=height, fps=args.fps)
     pipeline = Pipeline(source=source, processor=processor, sinks=[NullSink(), preview], config=PipelineConfig())
     server = PanelServer(port=0)
@@ -300,7 +353,7 @@ def main() -> int:
                     watcher.open(rate) if condition.startswith("watching") else watcher.close_page()
                 time.sleep(1.0)
                 drops = total_drops(pipeline.stats)
-                own, browser, waited = cpu_seconds(False), cpu_seconds(True), inference_wait_ns()
+                own, browser = cpu_seconds(False), cpu_seconds(True)
                 start = now_ns()
                 time.sleep(args.seconds)
                 row = window(pipeline.stats, start, now_ns(), 1e9 / args.fps)
@@ -308,7 +361,8 @@ def main() -> int:
                 wall = (now_ns() - start) / 1e9
                 row["cpu_own"] = (cpu_seconds(False) - own) / wall
                 row["cpu_browser"] = (cpu_seconds(True) - browser) / wall
-                row["wait"] = (inference_wait_ns() - waited) / 1e6 / max(1, row["frames"])
+                row["inference"] = clock.between(start, now_ns())
+                row["wait"] = float(row["inference"][:, 1].mean()) if len(row["inference"]) else float("nan")
                 rows[condition].append(row)
         cv2.setNumThreads(pools[0])
         if watcher is not None:
