@@ -26,6 +26,7 @@ from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
 from realtime.outputs import Outputs
+from realtime.priority import name_current_thread
 from realtime.processors import Processor
 from realtime.release import Release
 from realtime.ring import Ring, RingClosed
@@ -219,6 +220,7 @@ class Pipeline:
 
     def _guard(self, loop: Callable[[], None], release: Release | None) -> Callable[[], None]:
         def guarded() -> None:
+            name_current_thread()
             try:
                 loop()
             except BaseException as exc:

@@ -1,4 +1,5 @@
-"""Helper threads yield to the frame threads.
+"""How the system sees swapcam's threads: helper threads yield to the frame threads, and every
+thread carries its name at the OS level (so a profiler or a scheduler trace can tell them apart).
 
 The capture, inference and output threads carry every frame. The panel's server and its preview
 encoding, and the once-a-second face check, do work that no frame waits for. On a machine whose
@@ -28,6 +29,7 @@ HELPER_NICE_STEP = 10  # Linux: nice +10 weighs ~10x less than the frame threads
 WINDOWS_BELOW_NORMAL = -1  # THREAD_PRIORITY_BELOW_NORMAL
 MACOS_QOS_UTILITY = 0x11  # QOS_CLASS_UTILITY: below the default class the frame threads run in
 MAX_NICE = 19
+PR_SET_NAME = 15  # prctl: name the calling thread
 T = TypeVar("T")
 
 
@@ -37,6 +39,7 @@ def lower_current_thread() -> bool:
     Idempotent: a thread already lowered stays where it is. Best effort: where the system refuses,
     the thread keeps its priority and the reason is logged at debug level.
     """
+    name_current_thread()
     try:
         if sys.platform.startswith("linux"):
             return _lower_linux()
@@ -47,6 +50,29 @@ def lower_current_thread() -> bool:
     except (OSError, AttributeError, ValueError) as exc:
         log.debug("could not lower the priority of thread %s: %r", threading.current_thread().name, exc)
     return False
+
+
+_named = threading.local()
+
+
+def name_current_thread() -> None:
+    """Give the calling thread its Python name at the OS level too (once per thread, best effort), so
+    ``top -H``, ``perf`` and the scheduler's trace show ``swapcam-inferen`` rather than ``python``.
+    Linux keeps the first 15 characters."""
+    name = threading.current_thread().name
+    if getattr(_named, "name", None) == name:
+        return
+    _named.name = name
+    try:
+        if sys.platform.startswith("linux"):
+            _libc().prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+        elif sys.platform == "darwin":
+            _libsystem().pthread_setname_np(name.encode()[:63])
+        elif sys.platform == "win32":
+            kernel32 = _kernel32()
+            kernel32.SetThreadDescription(kernel32.GetCurrentThread(), name)
+    except (OSError, AttributeError) as exc:
+        log.debug("could not name thread %s: %r", name, exc)
 
 
 def as_helper(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -77,11 +103,21 @@ def _lower_linux() -> bool:
 
 
 @functools.cache
+def _libc() -> Any:
+    """The C library with prctl typed (loaded once)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+    return libc
+
+
+@functools.cache
 def _kernel32() -> Any:
-    """kernel32 with the two calls typed (loaded once: helpers lower themselves for every pool task)."""
+    """kernel32 with its thread calls typed (loaded once: helpers lower themselves for every pool task)."""
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
     kernel32.GetCurrentThread.restype = ctypes.c_void_p
     kernel32.SetThreadPriority.argtypes = (ctypes.c_void_p, ctypes.c_int)
+    if hasattr(kernel32, "SetThreadDescription"):  # Windows 10 1607 and later
+        kernel32.SetThreadDescription.argtypes = (ctypes.c_void_p, ctypes.c_wchar_p)
     return kernel32
 
 
@@ -92,9 +128,10 @@ def _lower_windows() -> bool:
 
 @functools.cache
 def _libsystem() -> Any:
-    """libSystem with pthread_set_qos_class_self_np typed (loaded once)."""
+    """libSystem with pthread_set_qos_class_self_np and pthread_setname_np typed (loaded once)."""
     system = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
     system.pthread_set_qos_class_self_np.argtypes = (ctypes.c_uint, ctypes.c_int)
+    system.pthread_setname_np.argtypes = (ctypes.c_char_p,)
     return system
 
 

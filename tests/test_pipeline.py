@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -279,3 +280,28 @@ def test_run_threads_size_opencvs_pool_within_the_usable_cpus(given: list[str], 
     monkeypatch.setattr(options, "usable_cpus", lambda: usable)
     args = build_parser().parse_args(["run", *given])
     assert options.pipeline_config(args).frame_threads == expected
+
+
+class CommProbe:
+    """A processor that reads the OS name (Linux comm) of the thread it runs on."""
+
+    name = "comm-probe"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def process(self, frame: Frame) -> np.ndarray:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as comm:
+            self.seen.append(comm.read().strip())
+        return frame.image
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the thread's name from /proc (Linux)")
+def test_the_frame_threads_carry_their_names_at_the_os_level() -> None:
+    probe = CommProbe()
+    Pipeline(source=ScriptedSource(count=2, live=False), processor=probe, sinks=[NullSink()],
+             config=PipelineConfig()).run()
+    assert probe.seen == ["swapcam-inferen"] * 2  # the kernel keeps 15 characters of "swapcam-inference"

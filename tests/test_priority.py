@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from realtime.faces.background_check import BackgroundCheck
-from realtime.priority import HELPER_NICE_STEP, MAX_NICE, as_helper, is_lowered, lower_current_thread
+from realtime.priority import (
+    HELPER_NICE_STEP,
+    MAX_NICE,
+    as_helper,
+    is_lowered,
+    lower_current_thread,
+    name_current_thread,
+)
 
 LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="checks the Linux nice value and policy (Windows/macOS: the call is tested)")
@@ -68,3 +75,21 @@ def test_the_background_face_check_runs_lowered() -> None:
         check.close()
     assert seen == [True]
     assert not is_lowered(threading.get_native_id())
+
+
+@LINUX_ONLY
+def test_a_lowered_helper_also_carries_its_name_at_the_os_level() -> None:
+    def comm() -> str:
+        lower_current_thread()
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as file:
+            return file.read().strip()
+
+    box: list[str] = []
+    thread = threading.Thread(target=lambda: box.append(comm()), name="swapcam-face-check")
+    thread.start()
+    thread.join(10)
+    assert box == ["swapcam-face-ch"]
+
+
+def test_naming_a_thread_works_on_every_supported_system() -> None:
+    in_new_thread(name_current_thread)  # best effort: never raises

@@ -21,6 +21,7 @@ import logging
 import threading
 
 from realtime.frame import Frame
+from realtime.priority import name_current_thread
 from realtime.ring import Ring, RingClosed
 from realtime.sinks.base import Sink
 
@@ -111,6 +112,7 @@ class BackgroundSink(Sink):
         self._raise_pending()
 
     def _write_loop(self) -> None:
+        name_current_thread()
         try:
             self._write_queued()
         finally:
