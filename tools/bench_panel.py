@@ -65,7 +65,8 @@ def window(stats: Any, start_ns: int, end_ns: int, interval_ns: float) -> dict[s
     inside = (times >= start_ns) & (times < end_ns)
     chosen = lat[inside]
     if chosen.size < 2:
-        return {"p50": float("nan"), "p95": float("nan"), "frames": int(chosen.size), "gap": float("nan")}
+        return {"p50": float("nan"), "p95": float("nan"), "frames": int(chosen.size), "gap": float("nan"),
+                "stages_p95": {}}
     row: dict[str, Any] = {"p50": float(np.percentile(chosen, 50)), "p95": float(np.percentile(chosen, 95)),
                            "frames": int(chosen.size), "gap": float(np.diff(times[inside]).max() / interval_ns)}
     row["stages_p95"] = {name: float(np.percentile(values[inside], 95))
@@ -76,9 +77,9 @@ def window(stats: Any, start_ns: int, end_ns: int, interval_ns: float) -> dict[s
 def stage_samples(stats: Any, frames: int) -> dict[str, np.ndarray]:
     """Per-frame times of the stages that run on every frame (one sample per output frame, in step with
     the latencies; the detector, which runs now and then, is left out)."""
-    with stats._lock:
-        return {name: np.array(values, dtype=np.float64) for name, values in stats.stage_ms.items()
-                if len(values) == frames}
+    with stats._lock:  # the output thread may have appended since samples(): the first ``frames`` match it
+        return {name: np.array(values[:frames], dtype=np.float64) for name, values in stats.stage_ms.items()
+                if len(values) == len(stats.latencies_ms) >= frames}
 
 
 def samples(stats: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
