@@ -31,6 +31,24 @@ def panel(tmp_path_factory: pytest.TempPathFactory, models_root: Path,
     harness.stop()
 
 
+def open_preview(panel: Harness, path: str = "/api/preview.mjpg",
+                 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, bytes]:
+    """A preview stream left open, with what it sent until two whole JPEGs had come (close ``conn``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", panel.port, timeout=10)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}"})
+    response = conn.getresponse()
+    data = b""
+    while data.count(b"\xff\xd9") < 2:
+        data += response.read1(65536)
+    return conn, response, data
+
+
+def first_jpeg(data: bytes) -> np.ndarray:
+    """The first whole JPEG in a preview stream's bytes, decoded."""
+    start = data.index(b"\xff\xd8")
+    return cv2.imdecode(np.frombuffer(data[start:data.index(b"\xff\xd9", start) + 2], np.uint8), cv2.IMREAD_COLOR)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     assert ok
@@ -171,28 +189,16 @@ def test_recording_refuses_a_path_and_a_bad_action(panel: Harness) -> None:
 
 
 def test_preview_streams_jpeg_frames(panel: Harness) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", panel.port, timeout=10)
-    conn.request("GET", "/api/preview.mjpg", headers={"Authorization": f"Bearer {TOKEN}"})
-    response = conn.getresponse()
-    assert response.status == 200 and response.getheader("content-type").startswith("multipart/x-mixed-replace")
-    data = b""
-    while data.count(b"\xff\xd8") < 3:
-        data += response.read1(65536)
+    conn, response, data = open_preview(panel)
     conn.close()
-    start = data.index(b"\xff\xd8")
-    jpeg = data[start:data.index(b"\xff\xd9", start) + 2]
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert response.status == 200 and response.getheader("content-type").startswith("multipart/x-mixed-replace")
+    image = first_jpeg(data)
     assert image is not None and image.shape[1] == panel.source.width  # narrower than 640: sent as is
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the Linux scheduling policy of each thread")
 def test_the_panel_serves_and_encodes_on_lowered_threads_and_the_frame_threads_keep_theirs(panel: Harness) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", panel.port, timeout=10)
-    conn.request("GET", "/api/preview.mjpg", headers={"Authorization": f"Bearer {TOKEN}"})
-    response = conn.getresponse()
-    data = b""
-    while data.count(b"\xff\xd9") < 2:
-        data += response.read1(65536)
+    conn, _, _ = open_preview(panel)
     threads = {thread.native_id: thread.name for thread in threading.enumerate() if thread.native_id is not None}
     conn.close()
     lowered = {name for tid, name in threads.items() if is_lowered(tid)}
@@ -203,16 +209,10 @@ def test_the_panel_serves_and_encodes_on_lowered_threads_and_the_frame_threads_k
 
 def test_the_input_preview_is_copied_only_while_watched(panel: Harness) -> None:
     assert panel.processor.preview is not None and panel.processor.preview.input_watchers == 0
-    conn = http.client.HTTPConnection("127.0.0.1", panel.port, timeout=10)
-    conn.request("GET", "/api/preview.mjpg?which=input&width=240", headers={"Authorization": f"Bearer {TOKEN}"})
-    response = conn.getresponse()
-    data = b""
-    while data.count(b"\xff\xd9") < 2:
-        data += response.read1(65536)
+    conn, _, data = open_preview(panel, "/api/preview.mjpg?which=input&width=240")
     assert panel.processor.preview.input_watchers == 1
     conn.close()
-    start = data.index(b"\xff\xd8")
-    image = cv2.imdecode(np.frombuffer(data[start:data.index(b"\xff\xd9", start) + 2], np.uint8), cv2.IMREAD_COLOR)
+    image = first_jpeg(data)
     assert image.shape[1] == 240
     deadline = time.perf_counter() + 5
     while panel.processor.preview.input_watchers and time.perf_counter() < deadline:

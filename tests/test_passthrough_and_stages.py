@@ -78,8 +78,10 @@ class Keeper(NullSink):
         self.images.append(frame.image.copy())
 
 
-def test_a_frame_whose_second_face_fails_goes_out_exactly_as_captured(
-        sample_image: Callable[[str], np.ndarray]) -> None:
+def two_faces_and_a_swapper_failing_on_the_second(
+        sample_image: Callable[[str], np.ndarray]) -> tuple[np.ndarray, FaceAnalyzer, FailsOnSecondFace]:
+    """Newton and Gauss side by side (two faces found), an analyzer for two faces, and a mesh swapper
+    with Newton's face that raises on the second face of a frame."""
     newton, gauss = sample_image("newton.png"), sample_image("gauss.png")
     height = 400
     two = np.hstack([cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in (newton, gauss)])
@@ -87,7 +89,12 @@ def test_a_frame_whose_second_face_fails_goes_out_exactly_as_captured(
     assert len(analyzer.analyze_still(two, max_faces=2)) == 2
     mesh = MeshSwapper()
     mesh.prepare(newton, analyzer.analyze_still(newton)[0])
-    swapper = FailsOnSecondFace(mesh)
+    return two, analyzer, FailsOnSecondFace(mesh)
+
+
+def test_a_frame_whose_second_face_fails_goes_out_exactly_as_captured(
+        sample_image: Callable[[str], np.ndarray]) -> None:
+    two, analyzer, swapper = two_faces_and_a_swapper_failing_on_the_second(sample_image)
     processor = FaceSwapProcessor(analyzer=analyzer, swapper=swapper, max_faces=2)  # type: ignore[arg-type]
     sink = Keeper()
     pipeline = Pipeline(source=OneImage(two), processor=processor, sinks=[sink], config=PipelineConfig())
@@ -213,13 +220,7 @@ def test_a_live_frame_whose_second_face_fails_goes_out_exactly_as_captured(
     from realtime.control.live import LiveSwapProcessor
     from realtime.control.settings import LiveOptions, LiveState
 
-    newton, gauss = sample_image("newton.png"), sample_image("gauss.png")
-    height = 400
-    two = np.hstack([cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in (newton, gauss)])
-    analyzer = FaceAnalyzer.open(max_faces=2)
-    mesh = MeshSwapper()
-    mesh.prepare(newton, analyzer.analyze_still(newton)[0])
-    swapper = FailsOnSecondFace(mesh)
+    two, analyzer, swapper = two_faces_and_a_swapper_failing_on_the_second(sample_image)
     state = LiveState(options=LiveOptions(max_faces=2), swapper=swapper, version=1)
     controller = SimpleNamespace(settings=SimpleNamespace(current=state), close=lambda: None)
     processor = LiveSwapProcessor(controller=controller, analyzer=analyzer)  # type: ignore[arg-type]
