@@ -22,11 +22,12 @@ import numpy as np
 
 from realtime.clock import now_ns, now_s
 from realtime.config import PipelineConfig
+from realtime.container import usable_cpus
 from realtime.errors import SwapcamError, warning_text
 from realtime.frame import Frame
 from realtime.logutil import RateLimitedLog
 from realtime.outputs import Outputs
-from realtime.priority import name_current_thread
+from realtime.priority import BUSY_LIMIT, BusyWatch, name_current_thread, raise_current_thread, restore_current_thread
 from realtime.processors import Processor
 from realtime.release import Release
 from realtime.ring import Ring, RingClosed
@@ -101,6 +102,10 @@ class Pipeline:
         self._lost_since = 0.0  # monotonic time the current loss began
         self._backoff_s = BACKOFF_S[0]
         self._no_signal: Frame | None = None
+        # The frame threads that run ahead of ordinary threads (realtime.priority): a live run only, and never
+        # on a single core, where a real-time thread would leave the rest of the machine one core's leftovers.
+        self._raise = self.live and config.frame_priority == "realtime" and usable_cpus() >= 2
+        self.raised_threads: set[str] = set()
         # A sink whose GUI calls must run on the main thread (the preview on macOS): wait() runs them.
         self.main_thread = next((m for s in self.sinks if (m := getattr(s, "main_thread", None)) is not None), None)
 
@@ -221,6 +226,8 @@ class Pipeline:
     def _guard(self, loop: Callable[[], None], release: Release | None) -> Callable[[], None]:
         def guarded() -> None:
             name_current_thread()
+            if self._raise and raise_current_thread():
+                self.raised_threads.add(threading.current_thread().name)
             try:
                 loop()
             except BaseException as exc:
@@ -262,18 +269,22 @@ class Pipeline:
             self.ring_in.close()
 
     def _inference_loop(self) -> None:
+        busy = BusyWatch() if threading.current_thread().name in self.raised_threads else None
         try:
             while True:
                 frame = self._get(self.ring_in, POLL_S)
                 if frame is None:
                     continue
-                failed = False
+                failed, start = False, now_s()
                 with frame.stage("infer"):
                     try:
                         image = self.processor.process(frame)
                     except Exception as exc:
                         failed, image = True, frame.image
                         self._processor_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
+                if busy is not None and busy.add(start, now_s()):
+                    busy = None
+                    self._step_down()
                 frame.image = image
                 self.stats.on_processed(frame, failed=failed)
                 if not self._put(self.ring_out, frame):
@@ -282,6 +293,13 @@ class Pipeline:
             pass
         finally:
             self.ring_out.close()
+
+    def _step_down(self) -> None:
+        """The inference thread keeps a core busy: back to ordinary priority, so it cannot starve the desktop."""
+        if restore_current_thread():
+            self.raised_threads.discard(threading.current_thread().name)
+        log.info("the inference thread is busy more than %d%% of the time (frames take longer than they come): "
+                 "it runs at ordinary priority from now on", round(BUSY_LIMIT * 100))
 
     def _output_loop(self) -> None:
         last: Frame | None = None

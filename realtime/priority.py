@@ -1,15 +1,20 @@
-"""How the system sees swapcam's threads: helper threads yield to the frame threads, and every
-thread carries its name at the OS level (so a profiler or a scheduler trace can tell them apart).
+"""How the system sees swapcam's threads: the frame threads go ahead of ordinary threads where the
+system allows it, helper threads yield to them, and every thread carries its name at the OS level (so
+a profiler or a scheduler trace can tell them apart).
 
-The capture, inference and output threads carry every frame. The panel's server and its preview
-encoding, and the once-a-second face check, do work that no frame waits for. On a machine whose
-cores are busy (two cores, a browser showing the panel), a helper that wakes up can take a core from
-the inference thread, and that frame is late. The helpers are a small share of what competes there
-(the browser is most of it): the inference thread's run-queue wait while a browser watched was 0.71
-vs 1.09 ms a frame with the helpers lowered vs not in one run, 0.91 vs 0.96 in another
-(tools/bench_panel.py --helpers low,normal; docs/notes/panel.md). Lowering a thread needs no
-privilege on any of the three systems; raising one would, so the frame threads keep the priority
-they were started with.
+The capture, inference and output threads carry every frame. On a machine whose cores are busy (two
+cores, a browser showing the panel), a thread that wakes up can take a core from the inference
+thread, and that frame is late. The scheduler's trace showed the inference thread waiting behind the
+browser's threads for up to one scheduler tick while the other core sat idle; neither nice values,
+pinning nor EEVDF slices changed it (docs/notes/panel.md). The real-time class does: an ordinary
+thread never preempts it. So a live run's frame threads ask for it (Linux: SCHED_RR at a low priority,
+below audio servers; it needs root, CAP_SYS_NICE or an rtprio limit, and where it is refused they keep
+their priority), Windows gives them its highest priority within the process's class and macOS the
+user-interactive QoS class. A frame thread that keeps a core busy (frames take longer than they come)
+steps back down (:class:`BusyWatch`), so a slow model never starves the desktop.
+
+The panel's server and its preview encoding, and the once-a-second face check, do work that no frame
+waits for: they lower themselves (no privilege needed on any of the three systems).
 """
 
 from __future__ import annotations
@@ -29,6 +34,16 @@ HELPER_NICE_STEP = 10  # Linux: nice +10 weighs ~10x less than the frame threads
 WINDOWS_BELOW_NORMAL = -1  # THREAD_PRIORITY_BELOW_NORMAL
 MACOS_QOS_UTILITY = 0x11  # QOS_CLASS_UTILITY: below the default class the frame threads run in
 MAX_NICE = 19
+# SCHED_RR priority of the frame threads: the lowest real-time band (1-99), so that audio servers
+# (PipeWire's data thread ~20-88, JACK 70+) and the kernel's threaded interrupts keep precedence.
+FRAME_RT_PRIORITY = 2
+WINDOWS_NORMAL = 0  # THREAD_PRIORITY_NORMAL
+WINDOWS_HIGHEST = 2  # THREAD_PRIORITY_HIGHEST: no privilege needed within the process's class
+MACOS_QOS_USER_INTERACTIVE = 0x21
+MACOS_QOS_DEFAULT = 0x15
+# A raised thread busy more than this share of BUSY_WINDOW_S steps back down (BusyWatch).
+BUSY_LIMIT = 0.9
+BUSY_WINDOW_S = 2.0
 PR_SET_NAME = 15  # prctl: name the calling thread
 T = TypeVar("T")
 
@@ -50,6 +65,100 @@ def lower_current_thread() -> bool:
     except (OSError, AttributeError, ValueError) as exc:
         log.debug("could not lower the priority of thread %s: %r", threading.current_thread().name, exc)
     return False
+
+
+def raise_current_thread() -> bool:
+    """Put the calling frame thread ahead of ordinary threads where the system allows it; True when it took.
+
+    Linux: SCHED_RR at FRAME_RT_PRIORITY (root, CAP_SYS_NICE or ``ulimit -r`` >= 2); threads it starts
+    later begin as ordinary threads. Windows: THREAD_PRIORITY_HIGHEST. macOS: user-interactive QoS.
+    Best effort: where the system refuses, the thread keeps its priority and the reason is logged at
+    debug level. Undo with :func:`restore_current_thread`.
+    """
+    name_current_thread()
+    try:
+        if sys.platform.startswith("linux"):
+            raise_linux_thread(threading.get_native_id())
+            return True
+        if sys.platform == "win32":
+            return _set_windows_priority(WINDOWS_HIGHEST)
+        if sys.platform == "darwin":
+            return int(_libsystem().pthread_set_qos_class_self_np(MACOS_QOS_USER_INTERACTIVE, 0)) == 0
+    except (OSError, AttributeError, ValueError) as exc:
+        log.debug("could not raise the priority of thread %s: %r", threading.current_thread().name, exc)
+    return False
+
+
+def restore_current_thread() -> bool:
+    """Give a thread that :func:`raise_current_thread` raised its ordinary priority back; True when it took."""
+    try:
+        if sys.platform.startswith("linux"):
+            restore_linux_thread(threading.get_native_id())
+            return True
+        if sys.platform == "win32":
+            return _set_windows_priority(WINDOWS_NORMAL)
+        if sys.platform == "darwin":
+            return int(_libsystem().pthread_set_qos_class_self_np(MACOS_QOS_DEFAULT, 0)) == 0
+    except (OSError, AttributeError, ValueError) as exc:
+        log.debug("could not restore the priority of thread %s: %r", threading.current_thread().name, exc)
+    return False
+
+
+def frame_threads_can_be_raised() -> bool:
+    """Whether :func:`raise_current_thread` takes here (tried on a throwaway thread, then undone)."""
+    box: list[bool] = []
+
+    def probe() -> None:
+        box.append(raise_current_thread())
+        restore_current_thread()
+
+    thread = threading.Thread(target=probe, name="swapcam-probe")
+    thread.start()
+    thread.join(5)
+    return bool(box and box[0])
+
+
+def raise_linux_thread(native_id: int) -> None:
+    """Linux: the thread ``native_id`` to SCHED_RR at FRAME_RT_PRIORITY (PermissionError where refused)."""
+    # SCHED_RESET_ON_FORK: threads it starts (a library's worker pool) begin as ordinary threads.
+    os.sched_setscheduler(native_id, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(FRAME_RT_PRIORITY))
+
+
+def restore_linux_thread(native_id: int) -> None:
+    """Linux: the thread ``native_id`` back to SCHED_OTHER (always permitted: it keeps the reset-on-fork flag,
+    which only a privileged thread may clear)."""
+    os.sched_setscheduler(native_id, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))
+
+
+def is_raised(native_id: int) -> bool:
+    """Linux: whether the thread ``native_id`` runs in the real-time class."""
+    return os.sched_getscheduler(native_id) & ~os.SCHED_RESET_ON_FORK in (os.SCHED_RR, os.SCHED_FIFO)
+
+
+class BusyWatch:
+    """Whether a raised thread keeps a core busy: busy more than ``limit`` of a whole window of ``window_s``.
+
+    A real-time thread that never sleeps (each frame takes longer than the next one takes to come: a slow
+    model on a small CPU) would keep a core from every ordinary thread; the pipeline steps it back down.
+    """
+
+    def __init__(self, window_s: float = BUSY_WINDOW_S, limit: float = BUSY_LIMIT) -> None:
+        self.window_s = window_s
+        self.limit = limit
+        self._start: float | None = None
+        self._busy = 0.0
+
+    def add(self, start_s: float, end_s: float) -> bool:
+        """Count one busy stretch (monotonic seconds); True when the window just closed over the limit."""
+        if self._start is None:
+            self._start = start_s
+        self._busy += end_s - start_s
+        elapsed = end_s - self._start
+        if elapsed < self.window_s:
+            return False
+        over = self._busy > self.limit * elapsed
+        self._start, self._busy = end_s, 0.0
+        return over
 
 
 _named = threading.local()
@@ -83,7 +192,7 @@ def as_helper(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def is_lowered(native_id: int) -> bool:
     """Linux: whether the thread ``native_id`` runs as a helper (SCHED_BATCH)."""
-    return os.sched_getscheduler(native_id) == os.SCHED_BATCH
+    return os.sched_getscheduler(native_id) & ~os.SCHED_RESET_ON_FORK == os.SCHED_BATCH
 
 
 def lower_linux_thread(native_id: int) -> None:
@@ -122,8 +231,12 @@ def _kernel32() -> Any:
 
 
 def _lower_windows() -> bool:
+    return _set_windows_priority(WINDOWS_BELOW_NORMAL)
+
+
+def _set_windows_priority(priority: int) -> bool:
     kernel32 = _kernel32()
-    return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(), WINDOWS_BELOW_NORMAL))
+    return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(), priority))
 
 
 @functools.cache

@@ -5,8 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from realtime.priority import frame_threads_can_be_raised
 
 
 def console_script(name: str = "swapcam", *, platform: str = sys.platform, python: str = sys.executable) -> str:
@@ -47,3 +52,17 @@ def unwritable_path(tmp_path: Path, name: str) -> Path:
     blocker = tmp_path / "not_a_folder"
     blocker.write_bytes(b"")
     return blocker / name
+
+
+def in_new_thread(func):  # type: ignore[no-untyped-def]
+    """``func()``'s result, called on a fresh thread."""
+    box: list[object] = []
+    thread = threading.Thread(target=lambda: box.append(func()))
+    thread.start()
+    thread.join(10)
+    return box[0]
+
+
+NEEDS_REALTIME = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and frame_threads_can_be_raised()),
+    reason="reads the Linux real-time class, which this user may not use (needs root, CAP_SYS_NICE or ulimit -r >= 2)")

@@ -83,8 +83,17 @@ def test_doctor_in_the_cpu_image_has_no_fail(docker: Docker, cpu_image: str) -> 
     # docker run's defaults: 64 MiB of shm and no video device, each with its fix.
     assert checks["/dev/shm"].startswith("WARN") and "docker run `--shm-size=1g`" in checks["/dev/shm"]
     assert checks["video devices"].startswith("WARN") and "--device /dev/video0" in checks["video devices"]
+    # The image's user may not take the real-time class unless the container is given an rtprio limit.
+    assert checks["frame priority"].startswith("WARN") and "--ulimit rtprio=2" in checks["frame priority"]
     user = docker.run("image", "inspect", "--format", "{{.Config.User}}", cpu_image, timeout=30).stdout
     assert user.decode().strip() == "swapcam"
+
+
+def test_an_rtprio_limit_lets_the_images_user_raise_the_frame_threads(docker: Docker, cpu_image: str) -> None:
+    done = docker.run("run", "--rm", "--network", "none", "--ulimit", "rtprio=2", cpu_image, "doctor",
+                      timeout=RUN_TIMEOUT_S, check=False)
+    frame_priority = report(done)["frame priority"]
+    assert frame_priority.startswith("PASS") and "SCHED_RR" in frame_priority, done.stdout.decode()
 
 
 def test_doctor_reads_the_containers_cpu_quota(docker: Docker, cpu_image: str) -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from realtime.commands import doctor
-from realtime.commands.doctor import Check, driver_supports, exit_status, shm_check, threads_check
+from realtime.commands.doctor import (
+    Check,
+    driver_supports,
+    exit_status,
+    frame_priority_check,
+    shm_check,
+    threads_check,
+)
 from realtime.engines.probe import Availability
 from realtime.engines.sidecar import EngineSidecar, GpuInfo, write_sidecar
 
@@ -154,3 +161,21 @@ def test_doctor_reports_the_torch_backend_and_the_auto_order() -> None:
 
 def test_doctor_on_this_machine_names_the_torch_backend(plain_run: subprocess.CompletedProcess[str]) -> None:
     assert "torch backend" in plain_run.stdout and "backend auto" in plain_run.stdout
+
+
+@pytest.mark.parametrize(("raised", "platform_name", "cpus", "container", "status", "words"), [
+    (True, "linux", 2, False, "pass", "SCHED_RR"),
+    (True, "win32", 8, False, "pass", "highest thread priority"),
+    (True, "darwin", 8, False, "pass", "user-interactive"),
+    (False, "linux", 4, False, "warn", "/etc/security/limits.d/swapcam.conf"),
+    (False, "linux", 4, True, "warn", "docker run `--ulimit rtprio=2`"),
+    (False, "linux", 1, False, "pass", "one usable CPU"),
+])
+def test_frame_priority_verdicts(raised: bool, platform_name: str, cpus: int, container: bool, status: str,
+                                 words: str) -> None:
+    check = frame_priority_check(raised=raised, platform_name=platform_name, cpus=cpus, rtprio=0, container=container)
+    assert check.status == status and words in check.detail
+
+
+def test_doctor_reports_the_frame_priority(plain_run: subprocess.CompletedProcess[str]) -> None:
+    assert any(line.split()[1:3] == ["frame", "priority"] for line in plain_run.stdout.splitlines())

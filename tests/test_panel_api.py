@@ -197,7 +197,7 @@ def test_preview_streams_jpeg_frames(panel: Harness) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the Linux scheduling policy of each thread")
-def test_the_panel_serves_and_encodes_on_lowered_threads_and_the_frame_threads_keep_theirs(panel: Harness) -> None:
+def test_the_panel_serves_and_encodes_on_lowered_threads_and_the_frame_threads_are_not_lowered(panel: Harness) -> None:
     conn, _, _ = open_preview(panel)
     threads = {thread.native_id: thread.name for thread in threading.enumerate() if thread.native_id is not None}
     conn.close()

@@ -9,11 +9,13 @@ import time
 import cv2
 import numpy as np
 import pytest
+from platform_helpers import NEEDS_REALTIME
 
 from realtime.config import PipelineConfig
 from realtime.errors import UsageError
 from realtime.frame import Frame
 from realtime.pipeline import Pipeline
+from realtime.priority import BUSY_WINDOW_S, is_raised
 from realtime.processors import Passthrough, Sleeper
 from realtime.sinks.null import NullSink
 from realtime.sources.base import EndOfStream, FrameClock
@@ -305,3 +307,72 @@ def test_the_frame_threads_carry_their_names_at_the_os_level() -> None:
     Pipeline(source=ScriptedSource(count=2, live=False), processor=probe, sinks=[NullSink()],
              config=PipelineConfig()).run()
     assert probe.seen == ["swapcam-inferen"] * 2  # the kernel keeps 15 characters of "swapcam-inference"
+
+
+class PolicyProbe:
+    """A processor that notes, for each frame, whether the inference thread runs in the real-time class; each
+    frame takes ``work_s``."""
+
+    name = "policy-probe"
+
+    def __init__(self, work_s: float = 0.0) -> None:
+        self.work_s = work_s
+        self.raised: list[bool] = []
+
+    def process(self, frame: Frame) -> np.ndarray:
+        self.raised.append(is_raised(threading.get_native_id()))
+        time.sleep(self.work_s)
+        return frame.image
+
+    def close(self) -> None:
+        pass
+
+
+FRAME_THREADS = {"swapcam-capture", "swapcam-inference", "swapcam-output"}
+
+
+@NEEDS_REALTIME
+def test_a_live_runs_frame_threads_run_real_time_where_the_system_allows_it() -> None:
+    probe = PolicyProbe()
+    pipeline = Pipeline(source=ScriptedSource(count=10, fps=50), processor=probe, sinks=[NullSink()],
+                        config=PipelineConfig())
+    pipeline.run()
+    assert probe.raised and all(probe.raised)
+    assert pipeline.raised_threads == FRAME_THREADS
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the Linux scheduling policy")
+@pytest.mark.parametrize(("live", "priority"), [(True, "normal"), (False, "realtime")])
+def test_frame_priority_normal_and_offline_runs_keep_the_ordinary_class(live: bool, priority: str) -> None:
+    probe = PolicyProbe()
+    pipeline = Pipeline(source=ScriptedSource(count=10, fps=50, live=live), processor=probe, sinks=[NullSink()],
+                        config=PipelineConfig(frame_priority=priority))
+    pipeline.run()
+    assert probe.raised and not any(probe.raised)
+    assert not pipeline.raised_threads
+
+
+@NEEDS_REALTIME
+def test_an_inference_thread_that_keeps_a_core_busy_steps_back_down() -> None:
+    # Frames every 20 ms, each taking 30: the inference thread never rests, so it must not stay real-time.
+    probe = PolicyProbe(work_s=0.030)
+    seconds = BUSY_WINDOW_S + 1.0
+    pipeline = Pipeline(source=ScriptedSource(count=int(seconds * 50), fps=50), processor=probe,
+                        sinks=[NullSink()], config=PipelineConfig())
+    pipeline.run()
+    assert probe.raised[0] and not probe.raised[-1]
+    assert pipeline.raised_threads == FRAME_THREADS - {"swapcam-inference"}
+
+
+@pytest.mark.parametrize(("given", "expected"), [([], "realtime"), (["--frame-priority", "normal"], "normal")])
+def test_run_frame_priority_reaches_the_pipeline_config(given: list[str], expected: str) -> None:
+    from realtime.cli import build_parser
+    from realtime.commands import options
+
+    assert options.pipeline_config(build_parser().parse_args(["run", *given])).frame_priority == expected
+
+
+def test_frame_priority_out_of_range_is_a_usage_error() -> None:
+    with pytest.raises(UsageError) as caught:
+        PipelineConfig(frame_priority="highest")
+    assert caught.value.code == "E01"

@@ -9,10 +9,12 @@ with the panel on 127.0.0.1. Side by side, in alternating windows of --seconds:
   swapcam, as with a browser on another machine); ``--cv-threads 1,2`` alternates OpenCV's pool
   sizes in the same run, and ``--helpers low,normal`` the priority of swapcam's helper threads (the
   panel's, the face check's; ``normal`` puts back what realtime.priority lowered, which needs root),
-  and ``--preview-rates 15,5,0`` the page's preview rate (0: off); the p95 of each stage that runs
-  on every frame shows where the time goes (it is the inference stage that stretches, not the
-  hand-offs between the threads), and the inference thread's own CPU time and its waits for a core
-  per frame tell whether it worked longer or waited longer;
+  ``--preview-rates 15,5,0`` the page's preview rate (0: off), and ``--frame-priority realtime,normal``
+  whether the frame threads run in the real-time class (as swapcam run asks for, where the system
+  allows it); the p95 of each stage that runs on every frame shows where the time goes (it is the
+  inference stage that stretches, not the hand-offs between the threads), and the inference
+  thread's own CPU time and its waits for a core per frame tell whether it worked longer or waited
+  longer;
 - face switches through the API (PATCH /api/settings {"face": ID}): the longest gap between
   new output frames around each switch, in frame intervals, and the time from the API call
   to the first output frame carrying the new face.
@@ -21,6 +23,7 @@ with the panel on 127.0.0.1. Side by side, in alternating windows of --seconds:
     python tools/bench_panel.py --screenshots docs   # also the panel screenshots (wide and dock)
     python tools/bench_panel.py --watcher reader --cv-threads 1,2
     sudo python tools/bench_panel.py --helpers low,normal
+    sudo python tools/bench_panel.py --frame-priority realtime,normal
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from realtime.control.settings import LiveOptions
 from realtime.faces.analyzer import FaceAnalyzer
 from realtime.models import sample_path
 from realtime.pipeline import Pipeline
-from realtime.priority import lower_linux_thread
+from realtime.priority import lower_linux_thread, raise_linux_thread, restore_linux_thread
 from realtime.sinks.null import NullSink
 from realtime.sources.image import ImageSource
 
@@ -143,6 +146,14 @@ def _waited_ns() -> int:
 
 
 HELPER_THREADS = ("swapcam-panel", "swapcam-face-check", "AnyIO")
+FRAME_THREADS = ("swapcam-capture", "swapcam-inference", "swapcam-output")
+
+
+def set_frame_priority(mode: str) -> None:
+    """Put the frame threads in the real-time class (what swapcam asks for) or back in the ordinary one."""
+    for thread in threading.enumerate():
+        if thread.native_id is not None and thread.name in FRAME_THREADS:
+            (raise_linux_thread if mode == "realtime" else restore_linux_thread)(thread.native_id)
 
 
 def set_helpers(mode: str) -> None:
@@ -305,6 +316,8 @@ def main() -> int:
                         help="OpenCV pool sizes to alternate (default: as swapcam run sets it, --threads 1)")
     parser.add_argument("--helpers", default="low", metavar="low[,normal]",
                         help="priority of swapcam's helper threads to alternate (default low, as swapcam runs)")
+    parser.add_argument("--frame-priority", default="realtime", metavar="realtime[,normal]",
+                        help="the frame threads' class to alternate (default realtime, as swapcam run asks for)")
     parser.add_argument("--preview-rates", default="15", metavar="FPS[,FPS...]",
                         help="the page's preview rates to alternate: 15, 5 or 0 (off) (default 15)")
     args = parser.parse_args()
@@ -312,7 +325,10 @@ def main() -> int:
     pools = [int(n) for n in args.cv_threads.split(",") if n.strip()] or [1]
     modes = [m.strip() for m in args.helpers.split(",") if m.strip() in ("low", "normal")] or ["low"]
     rates = [r.strip() for r in args.preview_rates.split(",") if r.strip() in ("15", "5", "0")] or ["15"]
-    configs = [(pool, mode, rate) for pool in pools for mode in modes for rate in rates]
+    priorities = [m.strip() for m in args.frame_priority.split(",") if m.strip() in ("realtime", "normal")] or [
+        "realtime"]
+    configs = [(pool, mode, rate, priority) for pool in pools for mode in modes for rate in rates
+               for priority in priorities]
 
     analyzer = FaceAnalyzer.open(backend="onnxruntime", device="cpu", threads=1, background_check=True)
     gallery = FaceGallery(Path(tempfile.mkdtemp(prefix="swapcam-bench-panel-")))
@@ -335,7 +351,9 @@ def main() -> int:
     elif Path(CHROMIUM).exists():
         watcher = Watcher(server.url)
     labels = [" ".join(([f"cv{pool}"] if len(pools) > 1 else []) + ([mode] if len(modes) > 1 else [])
-                       + ([f"preview{rate}"] if len(rates) > 1 else [])) for pool, mode, rate in configs]
+                       + ([f"preview{rate}"] if len(rates) > 1 else [])
+                       + ([f"frames-{priority}"] if len(priorities) > 1 else []))
+              for pool, mode, rate, priority in configs]
     conditions = [f"{name} {label}".strip() for label in labels for name in ("closed", "watching")]
     rows: dict[str, list[dict[str, Any]]] = {condition: [] for condition in conditions}
     try:
@@ -346,10 +364,12 @@ def main() -> int:
             watcher.close_page()
         for _ in range(args.rounds):
             for index, condition in enumerate(conditions):
-                pool, mode, rate = configs[index // 2]
+                pool, mode, rate, priority = configs[index // 2]
                 cv2.setNumThreads(pool)
                 if len(modes) > 1:
                     set_helpers(mode)
+                if priorities != ["realtime"]:  # realtime alone: as the pipeline set itself up
+                    set_frame_priority(priority)
                 if watcher is not None:
                     watcher.open(rate) if condition.startswith("watching") else watcher.close_page()
                 time.sleep(1.0)

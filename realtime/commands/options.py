@@ -46,6 +46,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, default_output: str
     parser.add_argument("--stats-json", type=Path, metavar="PATH", help="write the final stats as JSON")
     parser.add_argument("--on-signal-loss", choices=["black", "last"], default="black",
                         help="while the camera/stream is lost show a NO SIGNAL frame (black) or the last frame")
+    parser.add_argument("--frame-priority", choices=["realtime", "normal"], default=PipelineConfig.frame_priority,
+                        help="realtime (default): in live video the capture, inference and output threads go "
+                             "ahead of other programs' threads where the system allows it (Linux: root, "
+                             "CAP_SYS_NICE or `ulimit -r` of 2 or more; Windows, macOS: always); normal: as "
+                             "any thread")
     parser.add_argument("--chaos", default="", metavar="SPEC",
                         help="inject faults for soak tests, e.g. source=0.02,processor=0.05")
 
@@ -76,6 +81,7 @@ def pipeline_config(args: argparse.Namespace, *, default_output: str = "null") -
         max_frames=args.frames,
         sink_specs=tuple(args.output or [default_output]),
         on_signal_loss=args.on_signal_loss,
+        frame_priority=getattr(args, "frame_priority", PipelineConfig.frame_priority),
         frame_threads=frame_threads(getattr(args, "threads", 1)),
     )
 
