@@ -41,9 +41,11 @@ WINDOWS_NORMAL = 0  # THREAD_PRIORITY_NORMAL
 WINDOWS_HIGHEST = 2  # THREAD_PRIORITY_HIGHEST: no privilege needed within the process's class
 MACOS_QOS_USER_INTERACTIVE = 0x21
 MACOS_QOS_DEFAULT = 0x15
-# A raised thread busy more than this share of BUSY_WINDOW_S steps back down (BusyWatch).
+# A raised thread busy more than BUSY_LIMIT of BUSY_WINDOWS windows of BUSY_WINDOW_S in a row steps back down
+# (BusyWatch). Two windows: one slow frame (a model's first run, a warm-up) is not a thread that never rests.
 BUSY_LIMIT = 0.9
 BUSY_WINDOW_S = 2.0
+BUSY_WINDOWS = 2
 PR_SET_NAME = 15  # prctl: name the calling thread
 T = TypeVar("T")
 
@@ -136,29 +138,33 @@ def is_raised(native_id: int) -> bool:
 
 
 class BusyWatch:
-    """Whether a raised thread keeps a core busy: busy more than ``limit`` of a whole window of ``window_s``.
+    """Whether a raised thread keeps a core busy: busy more than ``limit`` of each of ``windows`` windows of
+    ``window_s`` in a row.
 
     A real-time thread that never sleeps (each frame takes longer than the next one takes to come: a slow
     model on a small CPU) would keep a core from every ordinary thread; the pipeline steps it back down.
     """
 
-    def __init__(self, window_s: float = BUSY_WINDOW_S, limit: float = BUSY_LIMIT) -> None:
+    def __init__(self, window_s: float = BUSY_WINDOW_S, limit: float = BUSY_LIMIT, windows: int = BUSY_WINDOWS) -> None:
         self.window_s = window_s
         self.limit = limit
+        self.windows = windows
         self._start: float | None = None
         self._busy = 0.0
+        self._over = 0  # windows in a row over the limit
 
     def add(self, start_s: float, end_s: float) -> bool:
-        """Count one busy stretch (monotonic seconds); True when the window just closed over the limit."""
+        """Count one busy stretch (monotonic seconds); True when a window just closed as the ``windows``-th in a
+        row over the limit."""
         if self._start is None:
             self._start = start_s
         self._busy += end_s - start_s
         elapsed = end_s - self._start
         if elapsed < self.window_s:
             return False
-        over = self._busy > self.limit * elapsed
+        self._over = self._over + 1 if self._busy > self.limit * elapsed else 0
         self._start, self._busy = end_s, 0.0
-        return over
+        return self._over >= self.windows
 
 
 _named = threading.local()

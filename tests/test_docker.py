@@ -92,6 +92,9 @@ def test_doctor_in_the_cpu_image_has_no_fail(docker: Docker, cpu_image: str) -> 
 def test_an_rtprio_limit_lets_the_images_user_raise_the_frame_threads(docker: Docker, cpu_image: str) -> None:
     done = docker.run("run", "--rm", "--network", "none", "--ulimit", "rtprio=2", cpu_image, "doctor",
                       timeout=RUN_TIMEOUT_S, check=False)
+    if done.returncode != 0 and b"error setting rlimit" in done.stderr:
+        pytest.skip("this host's Docker may not raise the rtprio limit (rootless, or no CAP_SYS_RESOURCE)")
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     frame_priority = report(done)["frame priority"]
     assert frame_priority.startswith("PASS") and "SCHED_RR" in frame_priority, done.stdout.decode()
 

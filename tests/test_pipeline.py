@@ -15,7 +15,7 @@ from realtime.config import PipelineConfig
 from realtime.errors import UsageError
 from realtime.frame import Frame
 from realtime.pipeline import Pipeline
-from realtime.priority import BUSY_WINDOW_S, is_raised
+from realtime.priority import BUSY_WINDOW_S, BUSY_WINDOWS, is_raised
 from realtime.processors import Passthrough, Sleeper
 from realtime.sinks.null import NullSink
 from realtime.sources.base import EndOfStream, FrameClock
@@ -356,7 +356,7 @@ def test_frame_priority_normal_and_offline_runs_keep_the_ordinary_class(live: bo
 def test_an_inference_thread_that_keeps_a_core_busy_steps_back_down() -> None:
     # Frames every 20 ms, each taking 30: the inference thread never rests, so it must not stay real-time.
     probe = PolicyProbe(work_s=0.030)
-    seconds = BUSY_WINDOW_S + 1.0
+    seconds = BUSY_WINDOW_S * BUSY_WINDOWS + 1.0
     pipeline = Pipeline(source=ScriptedSource(count=int(seconds * 50), fps=50), processor=probe,
                         sinks=[NullSink()], config=PipelineConfig())
     pipeline.run()
