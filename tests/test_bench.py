@@ -22,6 +22,7 @@ from realtime.cli import build_parser
 from realtime.commands import bench as bench_command
 from realtime.errors import OutputError, UsageError
 from realtime.frame import Frame
+from realtime.priority import frame_threads_can_be_raised
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--size", "320x240", "--warmup", "0.2"]
@@ -41,6 +42,10 @@ def test_known_processor_time_shows_in_the_infer_stage(tmp_path: Path, capsys: p
     assert config["latency_ms"]["frame"]["p50"] >= 20.0
     assert config["latency_ms"]["stamp"]["count"] == config["frames"]["output"] > 30
     assert "infer" in out and "p50" in out and "agree" in out
+    # Whether the frame threads could go ahead of other programs' threads is part of where it was measured.
+    raised = report["machine"]["frame_threads_raised"]
+    assert raised == frame_threads_can_be_raised()
+    assert ("frame threads raised" if raised else "frame threads at ordinary priority") in out
 
 
 def test_counted_drops_equal_stamp_gaps_on_a_slow_processor(

@@ -15,12 +15,14 @@ from realtime.bench.schema import SCHEMA_VERSION
 from realtime.bench.soak import chaos_summary, chaos_text, soak_summary, soak_text
 from realtime.bench.tables import format_table
 from realtime.errors import SwapcamError
+from realtime.priority import frame_threads_can_be_raised
 
 JSONABLE = (str, int, float, bool, type(None))
 
 
 def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken: OS, CPU, core count, load average."""
+    """Where the numbers were taken: OS, CPU, core count, load average, whether the frame threads may run
+    real-time (realtime.priority: it changes the tail when other programs are busy)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "platform": platform.platform(),
@@ -28,6 +30,7 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count() or 0,
         "loadavg_1m": load,
+        "frame_threads_raised": frame_threads_can_be_raised(),
     }
 
 
@@ -177,7 +180,9 @@ def format_report(report: dict[str, Any]) -> str:
     parts = [
         f"swapcam bench: {len(configs)} configuration(s), {settings['duration_s']:g} s each "
         f"({settings['rounds']} round(s), {settings['warmup_s']:g} s warm-up) on {machine['cpu_count']} CPU(s), "
-        f"load {_num(machine['loadavg_1m'], 2)}" + (" — INTERRUPTED, partial results" if report["interrupted"] else ""),
+        f"load {_num(machine['loadavg_1m'], 2)}, frame threads "
+        f"{'raised (unless --frame-priority normal)' if machine['frame_threads_raised'] else 'at ordinary priority'}"
+        + (" — INTERRUPTED, partial results" if report["interrupted"] else ""),
         "",
         latency_table(configs),
     ]

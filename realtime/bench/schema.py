@@ -177,6 +177,8 @@ SCHEMA: dict[str, Any] = {
         "machine": _object({
             "platform": {"type": "string"}, "python": {"type": "string"}, "cpu": {"type": "string"},
             "cpu_count": _COUNT, "loadavg_1m": _NULLABLE_NUMBER,
+            "frame_threads_raised": {"type": "boolean", "description": "live runs' frame threads may go ahead of "
+                                     "other programs' threads here (Linux: the real-time class; --frame-priority)"},
         }),
         "settings": _object({
             "duration_s": {**_NUMBER, "description": "measured seconds per configuration, over all rounds"},
