@@ -133,7 +133,7 @@ thread = threading.Thread(target=probe)
 thread.start()
 thread.join()
 """
-CAP_SYS_NICE, CAP_SYS_RESOURCE, PR_CAPBSET_DROP = 23, 24, 24
+CAP_SETPCAP, CAP_SYS_NICE, CAP_SYS_RESOURCE, PR_CAPBSET_DROP = 8, 23, 24, 24
 
 
 def probe_without_cap_sys_nice(rtprio: int) -> str:
@@ -149,10 +149,6 @@ def probe_without_cap_sys_nice(rtprio: int) -> str:
     return done.stdout.strip()
 
 
-ROOT_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
-                               reason="drops CAP_SYS_NICE from a child process (Linux, root)")
-
-
 def has_capability(bit: int) -> bool:
     """Linux: whether this process holds capability ``bit`` in its effective set."""
     with open("/proc/self/status") as status:
@@ -160,11 +156,22 @@ def has_capability(bit: int) -> bool:
     return bool(effective >> bit & 1)
 
 
-@ROOT_ONLY
-def test_root_with_cap_sys_nice_can_raise_frame_threads() -> None:
-    if not has_capability(CAP_SYS_NICE):
-        pytest.skip("this root has no CAP_SYS_NICE (a container without --cap-add SYS_NICE)")
-    assert frame_threads_can_be_raised()
+ROOT_ONLY = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or not has_capability(CAP_SETPCAP),
+    reason="drops CAP_SYS_NICE from a child process (Linux, root with CAP_SETPCAP)")
+
+
+@LINUX_ONLY
+def test_the_probe_agrees_with_the_kernel() -> None:
+    def kernel_grants() -> bool:
+        try:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(FRAME_RT_PRIORITY))
+        except PermissionError:
+            return False
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        return True
+
+    assert frame_threads_can_be_raised() == in_new_thread(kernel_grants)
 
 
 @ROOT_ONLY
