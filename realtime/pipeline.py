@@ -275,14 +275,15 @@ class Pipeline:
                 frame = self._get(self.ring_in, POLL_S)
                 if frame is None:
                     continue
-                failed, start = False, now_s()
+                failed = False
                 with frame.stage("infer"):
                     try:
                         image = self.processor.process(frame)
                     except Exception as exc:
                         failed, image = True, frame.image
                         self._processor_log.warning(f"E21 frame {frame.seq}: {exc!r} — passing it through")
-                if busy is not None and busy.add(start, now_s()):
+                start_ns, end_ns = frame.stages["infer"]
+                if busy is not None and busy.add(start_ns / 1e9, end_ns / 1e9):
                     busy = None
                     self._step_down()
                 frame.image = image

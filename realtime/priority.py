@@ -57,16 +57,7 @@ def lower_current_thread() -> bool:
     the thread keeps its priority and the reason is logged at debug level.
     """
     name_current_thread()
-    try:
-        if sys.platform.startswith("linux"):
-            return _lower_linux()
-        if sys.platform == "win32":
-            return _lower_windows()
-        if sys.platform == "darwin":
-            return _lower_macos()
-    except (OSError, AttributeError, ValueError) as exc:
-        log.debug("could not lower the priority of thread %s: %r", threading.current_thread().name, exc)
-    return False
+    return _set_current_thread("lower", lower_linux_thread, WINDOWS_BELOW_NORMAL, MACOS_QOS_UTILITY)
 
 
 def raise_current_thread() -> bool:
@@ -78,31 +69,27 @@ def raise_current_thread() -> bool:
     debug level. Undo with :func:`restore_current_thread`.
     """
     name_current_thread()
-    try:
-        if sys.platform.startswith("linux"):
-            raise_linux_thread(threading.get_native_id())
-            return True
-        if sys.platform == "win32":
-            return _set_windows_priority(WINDOWS_HIGHEST)
-        if sys.platform == "darwin":
-            return int(_libsystem().pthread_set_qos_class_self_np(MACOS_QOS_USER_INTERACTIVE, 0)) == 0
-    except (OSError, AttributeError, ValueError) as exc:
-        log.debug("could not raise the priority of thread %s: %r", threading.current_thread().name, exc)
-    return False
+    return _set_current_thread("raise", raise_linux_thread, WINDOWS_HIGHEST, MACOS_QOS_USER_INTERACTIVE)
 
 
 def restore_current_thread() -> bool:
     """Give a thread that :func:`raise_current_thread` raised its ordinary priority back; True when it took."""
+    return _set_current_thread("restore", restore_linux_thread, WINDOWS_NORMAL, MACOS_QOS_DEFAULT)
+
+
+def _set_current_thread(action: str, linux: Callable[[int], None], windows_priority: int, macos_qos: int) -> bool:
+    """The calling thread's priority, each system its own way; False (logged at debug) where it refuses."""
     try:
         if sys.platform.startswith("linux"):
-            restore_linux_thread(threading.get_native_id())
+            linux(threading.get_native_id())
             return True
         if sys.platform == "win32":
-            return _set_windows_priority(WINDOWS_NORMAL)
+            kernel32 = _kernel32()
+            return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(), windows_priority))
         if sys.platform == "darwin":
-            return int(_libsystem().pthread_set_qos_class_self_np(MACOS_QOS_DEFAULT, 0)) == 0
+            return int(_libsystem().pthread_set_qos_class_self_np(macos_qos, 0)) == 0
     except (OSError, AttributeError, ValueError) as exc:
-        log.debug("could not restore the priority of thread %s: %r", threading.current_thread().name, exc)
+        log.debug("could not %s the priority of thread %s: %r", action, threading.current_thread().name, exc)
     return False
 
 
@@ -212,11 +199,6 @@ def lower_linux_thread(native_id: int) -> None:
     os.sched_setscheduler(native_id, os.SCHED_BATCH, os.sched_param(0))
 
 
-def _lower_linux() -> bool:
-    lower_linux_thread(threading.get_native_id())
-    return True
-
-
 @functools.cache
 def _libc() -> Any:
     """The C library with prctl typed (loaded once)."""
@@ -236,15 +218,6 @@ def _kernel32() -> Any:
     return kernel32
 
 
-def _lower_windows() -> bool:
-    return _set_windows_priority(WINDOWS_BELOW_NORMAL)
-
-
-def _set_windows_priority(priority: int) -> bool:
-    kernel32 = _kernel32()
-    return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(), priority))
-
-
 @functools.cache
 def _libsystem() -> Any:
     """libSystem with pthread_set_qos_class_self_np and pthread_setname_np typed (loaded once)."""
@@ -252,7 +225,3 @@ def _libsystem() -> Any:
     system.pthread_set_qos_class_self_np.argtypes = (ctypes.c_uint, ctypes.c_int)
     system.pthread_setname_np.argtypes = (ctypes.c_char_p,)
     return system
-
-
-def _lower_macos() -> bool:
-    return int(_libsystem().pthread_set_qos_class_self_np(MACOS_QOS_UTILITY, 0)) == 0
